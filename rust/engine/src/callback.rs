@@ -1,0 +1,203 @@
+//! The device callback bodies, as plain structs that tests drive without a device.
+//!
+//! **Everything here runs on a device thread in real time**: no allocation, no lock, no
+//! blocking call, no logging. Scratch buffers are allocated in the constructors. Device
+//! buffers of any size are handled in blocks of at most [`MAX_BLOCK_FRAMES`].
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cpal::{FromSample, Sample};
+
+use crate::capture::CaptureWriter;
+use crate::convert::rms_and_peak;
+use crate::playback::PlaybackRenderer;
+use crate::stats::{CallbackTiming, SharedStats};
+
+/// Largest block the callbacks convert at once; bigger device buffers are split.
+pub const MAX_BLOCK_FRAMES: usize = 4096;
+
+/// Measures how long a callback ran and how regular its start times were.
+#[derive(Debug)]
+struct TimingProbe {
+    rate: f64,
+    last_start: Option<Instant>,
+    last_frames: usize,
+}
+
+impl TimingProbe {
+    fn new(rate: u32) -> Self {
+        Self {
+            rate: f64::from(rate),
+            last_start: None,
+            last_frames: 0,
+        }
+    }
+
+    fn start(&mut self, timing: &CallbackTiming, frames: usize) -> Instant {
+        let now = Instant::now();
+        if let Some(last) = self.last_start {
+            let interval_ns = now.duration_since(last).as_nanos() as f64;
+            let expected_ns = self.last_frames as f64 * 1e9 / self.rate;
+            timing
+                .interval_jitter
+                .record((interval_ns - expected_ns).abs() as u64);
+        }
+        self.last_start = Some(now);
+        self.last_frames = frames;
+        timing.callbacks.fetch_add(1, Relaxed);
+        now
+    }
+}
+
+/// Running RMS and peak over the blocks of one callback.
+#[derive(Default)]
+struct Level {
+    sum_sq: f64,
+    frames: usize,
+    peak: f32,
+}
+
+impl Level {
+    fn add(&mut self, block: &[f32]) {
+        let (rms, peak) = rms_and_peak(block);
+        self.sum_sq += f64::from(rms) * f64::from(rms) * block.len() as f64;
+        self.frames += block.len();
+        self.peak = self.peak.max(peak);
+    }
+    fn rms(&self) -> f32 {
+        if self.frames == 0 {
+            0.0
+        } else {
+            (self.sum_sq / self.frames as f64).sqrt() as f32
+        }
+    }
+}
+
+/// The output callback: renders playback and writes it to every channel in the device's
+/// sample format. **Real time.**
+pub struct OutputCallback {
+    renderer: PlaybackRenderer,
+    mono: Box<[f32]>,
+    channels: usize,
+    stats: Arc<SharedStats>,
+    probe: TimingProbe,
+}
+
+impl std::fmt::Debug for OutputCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputCallback")
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutputCallback {
+    /// Wraps a renderer for a device with `channels` channels at `rate` Hz.
+    pub fn new(
+        renderer: PlaybackRenderer,
+        channels: u16,
+        rate: u32,
+        stats: Arc<SharedStats>,
+    ) -> Self {
+        Self {
+            renderer,
+            mono: vec![0.0; MAX_BLOCK_FRAMES].into_boxed_slice(),
+            channels: usize::from(channels.max(1)),
+            stats,
+            probe: TimingProbe::new(rate),
+        }
+    }
+
+    /// Fills one interleaved device buffer of any sample type. **Real time.**
+    pub fn process<T>(&mut self, data: &mut [T])
+    where
+        T: Sample + FromSample<f32>,
+    {
+        let frames = data.len() / self.channels;
+        let started = self.probe.start(&self.stats.output_timing, frames);
+        let mut level = Level::default();
+        for block in data.chunks_mut(MAX_BLOCK_FRAMES * self.channels) {
+            let n = block.len() / self.channels;
+            let mono = &mut self.mono[..n];
+            self.renderer.render(mono);
+            level.add(mono);
+            for (frame, &m) in block.chunks_exact_mut(self.channels).zip(mono.iter()) {
+                frame.fill(T::from_sample(m));
+            }
+        }
+        self.stats.output_rms.store(level.rms());
+        self.stats.output_peak.store(level.peak);
+        self.stats
+            .output_timing
+            .duration
+            .record(started.elapsed().as_nanos() as u64);
+    }
+}
+
+/// The input callback: downmixes the device's frames to mono `f32` and queues them.
+/// **Real time.**
+pub struct InputCallback {
+    writer: CaptureWriter,
+    mono: Box<[f32]>,
+    channels: usize,
+    stats: Arc<SharedStats>,
+    probe: TimingProbe,
+}
+
+impl std::fmt::Debug for InputCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputCallback")
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InputCallback {
+    /// Wraps a capture writer for a device with `channels` channels at `rate` Hz.
+    pub fn new(writer: CaptureWriter, channels: u16, rate: u32, stats: Arc<SharedStats>) -> Self {
+        Self {
+            writer,
+            mono: vec![0.0; MAX_BLOCK_FRAMES].into_boxed_slice(),
+            channels: usize::from(channels.max(1)),
+            stats,
+            probe: TimingProbe::new(rate),
+        }
+    }
+
+    /// Takes one interleaved device buffer of any sample type. **Real time.**
+    pub fn process<T>(&mut self, data: &[T])
+    where
+        T: Sample,
+        f32: FromSample<T>,
+    {
+        let frames = data.len() / self.channels;
+        let started = self.probe.start(&self.stats.input_timing, frames);
+        let mut level = Level::default();
+        let scale = 1.0 / self.channels as f32;
+        for block in data.chunks(MAX_BLOCK_FRAMES * self.channels) {
+            let n = block.len() / self.channels;
+            for (m, frame) in self.mono[..n]
+                .iter_mut()
+                .zip(block.chunks_exact(self.channels))
+            {
+                // Average, so a signal on every channel keeps its level in mono.
+                *m = frame.iter().map(|&s| f32::from_sample(s)).sum::<f32>() * scale;
+            }
+            level.add(&self.mono[..n]);
+            self.writer.capture(&self.mono[..n]);
+        }
+        self.stats.input_rms.store(level.rms());
+        self.stats.input_peak.store(level.peak);
+        self.stats
+            .input_timing
+            .duration
+            .record(started.elapsed().as_nanos() as u64);
+    }
+
+    /// Free space in the capture ring, in device frames.
+    pub fn free_frames(&self) -> usize {
+        self.writer.free_frames()
+    }
+}

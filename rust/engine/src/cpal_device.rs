@@ -1,0 +1,482 @@
+//! Real devices through cpal (the ALSA host on Linux; PulseAudio/PipeWire reach it through
+//! ALSA's `pulse`/`pipewire` plugins). Every cpal call is in this file, so cpal's API changes
+//! touch one place.
+//!
+//! Devices are opened at their own rate, channel count and sample format; the engine converts.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize, SupportedStreamConfig};
+
+use crate::callback::{InputCallback, OutputCallback, MAX_BLOCK_FRAMES};
+use crate::error::{EngineError, Result};
+use crate::stats::SharedStats;
+
+/// Which device to open for one direction.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DeviceSelector {
+    /// The host's default device.
+    #[default]
+    Default,
+    /// A device whose id or name equals this, or (if only one does) contains it.
+    Name(String),
+    /// The device at this position in [`list_devices`].
+    Index(usize),
+    /// Do not open this direction.
+    Disabled,
+}
+
+/// Settings for real devices.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CpalConfig {
+    /// Input device.
+    pub input: DeviceSelector,
+    /// Output device.
+    pub output: DeviceSelector,
+    /// Ask both devices for this rate instead of their default.
+    pub sample_rate: Option<u32>,
+    /// Frames per callback to ask for; `None` = about 10 ms at the device rate.
+    pub period_frames: Option<u32>,
+}
+
+/// One device as [`list_devices`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceInfo {
+    /// Position in the list; usable as [`DeviceSelector::Index`].
+    pub index: usize,
+    /// Stable id, e.g. `alsa:default`.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Host (audio API) name.
+    pub host: String,
+    /// Input channels of the default input config (0 = no input).
+    pub input_channels: u16,
+    /// Output channels of the default output config (0 = no output).
+    pub output_channels: u16,
+    /// Default sample rate in Hz (output if it has one, else input).
+    pub default_rate_hz: u32,
+    /// Whether this is the host's default input device.
+    pub is_default_input: bool,
+    /// Whether this is the host's default output device.
+    pub is_default_output: bool,
+}
+
+fn device_id(device: &cpal::Device) -> String {
+    device.id().map(|id| id.to_string()).unwrap_or_default()
+}
+
+fn device_name(device: &cpal::Device) -> String {
+    device
+        .description()
+        .map(|d| d.name().to_string())
+        .unwrap_or_else(|_| device_id(device))
+}
+
+/// Lists the devices of the default host. Works with or without a sound server or card:
+/// with neither, ALSA still lists its configured PCMs (`null`, `default`, ...), which may
+/// fail to open.
+///
+/// # Errors
+/// [`EngineError::Device`] if the host cannot enumerate at all.
+pub fn list_devices() -> Result<Vec<DeviceInfo>> {
+    let host = cpal::default_host();
+    let default_in = host.default_input_device().map(|d| device_id(&d));
+    let default_out = host.default_output_device().map(|d| device_id(&d));
+    let devices = host
+        .devices()
+        .map_err(|e| EngineError::Device(format!("cannot list audio devices: {e}")))?;
+    let mut infos = Vec::new();
+    for (index, device) in devices.enumerate() {
+        let id = device_id(&device);
+        let input = device.default_input_config().ok();
+        let output = device.default_output_config().ok();
+        infos.push(DeviceInfo {
+            index,
+            name: device_name(&device),
+            host: host.id().name().to_string(),
+            input_channels: input.as_ref().map_or(0, |c| c.channels()),
+            output_channels: output.as_ref().map_or(0, |c| c.channels()),
+            default_rate_hz: output
+                .as_ref()
+                .or(input.as_ref())
+                .map_or(0, |c| c.sample_rate()),
+            is_default_input: default_in.as_deref() == Some(id.as_str()),
+            is_default_output: default_out.as_deref() == Some(id.as_str()),
+            id,
+        });
+    }
+    Ok(infos)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Input,
+    Output,
+}
+
+impl Direction {
+    fn word(self) -> &'static str {
+        match self {
+            Direction::Input => "input",
+            Direction::Output => "output",
+        }
+    }
+}
+
+fn find_device(selector: &DeviceSelector, dir: Direction) -> Result<Option<cpal::Device>> {
+    let host = cpal::default_host();
+    let no_default = || {
+        EngineError::Device(format!(
+            "no default {} device: there is no sound card or sound server here; start \
+             PulseAudio/PipeWire, pick a device from duplex.devices(), or use the virtual backend",
+            dir.word()
+        ))
+    };
+    let all = || -> Result<Vec<cpal::Device>> {
+        Ok(host
+            .devices()
+            .map_err(|e| EngineError::Device(format!("cannot list audio devices: {e}")))?
+            .collect())
+    };
+    match selector {
+        DeviceSelector::Disabled => Ok(None),
+        DeviceSelector::Default => match dir {
+            Direction::Input => host.default_input_device().map(Some).ok_or_else(no_default),
+            Direction::Output => host
+                .default_output_device()
+                .map(Some)
+                .ok_or_else(no_default),
+        },
+        DeviceSelector::Index(i) => {
+            let devices = all()?;
+            let count = devices.len();
+            devices.into_iter().nth(*i).map(Some).ok_or_else(|| {
+                EngineError::UnknownDevice(format!(
+                    "no audio device at index {i}: there are {count} (0..{count}); see duplex.devices()"
+                ))
+            })
+        }
+        DeviceSelector::Name(name) => {
+            let devices = all()?;
+            let wanted = name.to_lowercase();
+            if let Some(pos) = devices.iter().position(|d| {
+                device_id(d).to_lowercase() == wanted || device_name(d).to_lowercase() == wanted
+            }) {
+                return Ok(devices.into_iter().nth(pos));
+            }
+            let matching: Vec<usize> = devices
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| {
+                    device_id(d).to_lowercase().contains(&wanted)
+                        || device_name(d).to_lowercase().contains(&wanted)
+                })
+                .map(|(i, _)| i)
+                .collect();
+            match matching.as_slice() {
+                [one] => Ok(devices.into_iter().nth(*one)),
+                [] => Err(EngineError::UnknownDevice(format!(
+                    "no audio device named '{name}'; see duplex.devices() for the names and indexes"
+                ))),
+                many => Err(EngineError::UnknownDevice(format!(
+                    "'{name}' matches {} devices ({}); give the full id or an index",
+                    many.len(),
+                    many.iter()
+                        .map(|&i| device_id(&devices[i]))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            }
+        }
+    }
+}
+
+fn choose_config(
+    device: &cpal::Device,
+    dir: Direction,
+    rate: Option<u32>,
+) -> Result<SupportedStreamConfig> {
+    let open_err = |e: cpal::Error| {
+        EngineError::Device(format!(
+            "cannot open {} device '{}': {e}; is a sound server running? (duplex.devices() lists \
+             what exists; the virtual backend needs no sound card)",
+            dir.word(),
+            device_id(device)
+        ))
+    };
+    let default = match dir {
+        Direction::Input => device.default_input_config(),
+        Direction::Output => device.default_output_config(),
+    }
+    .map_err(open_err)?;
+    let Some(rate) = rate else {
+        return Ok(default);
+    };
+    if default.sample_rate() == rate {
+        return Ok(default);
+    }
+    let ranges: Vec<_> = match dir {
+        Direction::Input => device.supported_input_configs().map(|c| c.collect()),
+        Direction::Output => device.supported_output_configs().map(|c| c.collect()),
+    }
+    .map_err(open_err)?;
+    let fits = |r: &cpal::SupportedStreamConfigRange| {
+        r.min_sample_rate() <= rate && rate <= r.max_sample_rate()
+    };
+    // Prefer the default's format and channels, then anything that offers the rate.
+    ranges
+        .iter()
+        .filter(|r| fits(r))
+        .max_by_key(|r| {
+            (
+                r.sample_format() == default.sample_format(),
+                r.channels() == default.channels(),
+            )
+        })
+        .map(|r| r.with_sample_rate(rate))
+        .ok_or_else(|| {
+            let offered: Vec<String> = ranges
+                .iter()
+                .map(|r| format!("{}-{} Hz", r.min_sample_rate(), r.max_sample_rate()))
+                .collect();
+            EngineError::InvalidInput(format!(
+                "{} device '{}' does not support {rate} Hz (it offers {}); leave sample_rate unset \
+                 to use the device's own rate, the engine resamples",
+                dir.word(),
+                device_id(device),
+                offered.join(", ")
+            ))
+        })
+}
+
+fn buffer_size_for(config: &SupportedStreamConfig, period: Option<u32>) -> BufferSize {
+    let wanted = period.unwrap_or((config.sample_rate() / 100).max(64));
+    match *config.buffer_size() {
+        SupportedBufferSize::Range { min, max } => BufferSize::Fixed(wanted.clamp(min, max)),
+        SupportedBufferSize::Unknown => BufferSize::Fixed(wanted),
+    }
+}
+
+/// Maps a cpal error kind to the code stored in `SharedStats::last_device_error`.
+fn error_code(kind: cpal::ErrorKind) -> u32 {
+    use cpal::ErrorKind as K;
+    match kind {
+        K::Xrun => 1,
+        K::DeviceNotAvailable => 2,
+        K::DeviceChanged => 3,
+        K::StreamInvalidated => 4,
+        K::DeviceBusy => 5,
+        _ => 99,
+    }
+}
+
+/// Human-readable name of a `last_device_error` code.
+pub fn device_error_name(code: u32) -> &'static str {
+    match code {
+        0 => "",
+        1 => "xrun",
+        2 => "device not available",
+        3 => "device changed",
+        4 => "stream invalidated",
+        5 => "device busy",
+        _ => "backend error",
+    }
+}
+
+/// A device direction resolved to a device and a stream configuration, not yet running.
+pub struct ResolvedDevice {
+    device: cpal::Device,
+    config: SupportedStreamConfig,
+    buffer: BufferSize,
+}
+
+impl std::fmt::Debug for ResolvedDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedDevice")
+            .field("device", &device_id(&self.device))
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl ResolvedDevice {
+    /// Device rate in Hz.
+    pub fn rate(&self) -> u32 {
+        self.config.sample_rate()
+    }
+    /// Device channel count.
+    pub fn channels(&self) -> u16 {
+        self.config.channels()
+    }
+    /// Frames per callback requested (the device may deliver other sizes).
+    pub fn period_frames(&self) -> u32 {
+        match self.buffer {
+            BufferSize::Fixed(n) => n,
+            BufferSize::Default => self.rate() / 100,
+        }
+    }
+}
+
+/// Resolves one direction of a [`CpalConfig`]; `Ok(None)` when it is disabled.
+///
+/// # Errors
+/// [`EngineError::UnknownDevice`], [`EngineError::Device`] or [`EngineError::InvalidInput`].
+pub fn resolve(config: &CpalConfig, input: bool) -> Result<Option<ResolvedDevice>> {
+    let dir = if input {
+        Direction::Input
+    } else {
+        Direction::Output
+    };
+    let selector = if input { &config.input } else { &config.output };
+    let Some(device) = find_device(selector, dir)? else {
+        return Ok(None);
+    };
+    let chosen = choose_config(&device, dir, config.sample_rate)?;
+    if usize::try_from(config.period_frames.unwrap_or(0)).unwrap_or(usize::MAX) > MAX_BLOCK_FRAMES {
+        return Err(EngineError::InvalidInput(format!(
+            "period_frames must be at most {MAX_BLOCK_FRAMES}"
+        )));
+    }
+    let buffer = buffer_size_for(&chosen, config.period_frames);
+    Ok(Some(ResolvedDevice {
+        device,
+        config: chosen,
+        buffer,
+    }))
+}
+
+/// Running cpal streams; dropping them stops the device callbacks.
+pub struct CpalStreams {
+    _streams: Vec<cpal::Stream>,
+}
+
+impl std::fmt::Debug for CpalStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpalStreams").finish_non_exhaustive()
+    }
+}
+
+fn error_callback(stats: Arc<SharedStats>) -> impl FnMut(cpal::Error) + Send + 'static {
+    // Runs on the audio thread: only atomics, no logging. The engine reads these counters.
+    move |err: cpal::Error| {
+        stats.device_errors.fetch_add(1, Relaxed);
+        stats
+            .last_device_error
+            .store(error_code(err.kind()), Relaxed);
+    }
+}
+
+macro_rules! with_sample_type {
+    ($format:expr, $t:ident => $body:expr, $unsupported:expr) => {
+        match $format {
+            SampleFormat::F32 => {
+                type $t = f32;
+                $body
+            }
+            SampleFormat::I16 => {
+                type $t = i16;
+                $body
+            }
+            SampleFormat::I32 => {
+                type $t = i32;
+                $body
+            }
+            SampleFormat::I24 => {
+                type $t = cpal::I24;
+                $body
+            }
+            SampleFormat::U16 => {
+                type $t = u16;
+                $body
+            }
+            SampleFormat::U8 => {
+                type $t = u8;
+                $body
+            }
+            SampleFormat::I8 => {
+                type $t = i8;
+                $body
+            }
+            SampleFormat::F64 => {
+                type $t = f64;
+                $body
+            }
+            other => $unsupported(other),
+        }
+    };
+}
+
+fn build_input(
+    dev: &ResolvedDevice,
+    buffer: BufferSize,
+    mut cb: InputCallback,
+    stats: &Arc<SharedStats>,
+) -> std::result::Result<cpal::Stream, String> {
+    let config = StreamConfig {
+        buffer_size: buffer,
+        ..dev.config.config()
+    };
+    let errs = error_callback(Arc::clone(stats));
+    with_sample_type!(dev.config.sample_format(), T => {
+        dev.device
+            .build_input_stream(config, move |data: &[T], _: &cpal::InputCallbackInfo| cb.process(data), errs, None)
+            .map_err(|e| e.to_string())
+    }, |f| Err(format!("sample format {f} is not supported")))
+}
+
+fn build_output(
+    dev: &ResolvedDevice,
+    buffer: BufferSize,
+    mut cb: OutputCallback,
+    stats: &Arc<SharedStats>,
+) -> std::result::Result<cpal::Stream, String> {
+    let config = StreamConfig {
+        buffer_size: buffer,
+        ..dev.config.config()
+    };
+    let errs = error_callback(Arc::clone(stats));
+    with_sample_type!(dev.config.sample_format(), T => {
+        dev.device
+            .build_output_stream(config, move |data: &mut [T], _: &cpal::OutputCallbackInfo| cb.process(data), errs, None)
+            .map_err(|e| e.to_string())
+    }, |f| Err(format!("sample format {f} is not supported")))
+}
+
+/// Builds and starts the streams with the buffer size chosen by [`resolve`] (clamped to the
+/// range the device reports).
+///
+/// # Errors
+/// [`EngineError::Device`] when a stream cannot be built or started.
+pub fn start_streams(
+    input: Option<(&ResolvedDevice, InputCallback)>,
+    output: Option<(&ResolvedDevice, OutputCallback)>,
+    stats: &Arc<SharedStats>,
+) -> Result<CpalStreams> {
+    let mut streams = Vec::new();
+    if let Some((dev, cb)) = output {
+        let stream = build_output(dev, dev.buffer, cb, stats).map_err(|e| {
+            EngineError::Device(format!(
+                "cannot open output device '{}': {e}",
+                device_id(&dev.device)
+            ))
+        })?;
+        streams.push(stream);
+    }
+    if let Some((dev, cb)) = input {
+        let stream = build_input(dev, dev.buffer, cb, stats).map_err(|e| {
+            EngineError::Device(format!(
+                "cannot open input device '{}': {e}",
+                device_id(&dev.device)
+            ))
+        })?;
+        streams.push(stream);
+    }
+    for s in &streams {
+        s.play()
+            .map_err(|e| EngineError::Device(format!("cannot start audio stream: {e}")))?;
+    }
+    Ok(CpalStreams { _streams: streams })
+}

@@ -1,0 +1,612 @@
+//! [`Engine`]: the non-real-time facade that owns the device, the rings and the resamplers.
+//!
+//! Every method takes `&self` and may be called from any thread. Calls that may wait
+//! ([`Engine::play`], [`Engine::read`], [`Engine::end_turn`]) hold the engine's locks only
+//! for the copy or resampling of one chunk, never while they wait, so [`Engine::interrupt`]
+//! always returns at once.
+
+use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::callback::{InputCallback, OutputCallback};
+use crate::capture::{capture_channel, CaptureReader};
+use crate::convert::to_dbfs;
+use crate::cpal_device::{self, device_error_name, CpalConfig, CpalStreams};
+use crate::error::{EngineError, Result};
+use crate::playback::{
+    playback_channel, InterruptReport, PlaybackProducer, PlaybackShared, MODEL_RATE_HZ,
+};
+use crate::stats::{SharedStats, Stats};
+use crate::virtual_device::{VirtualConfig, VirtualDevice, VirtualShared};
+
+/// Which devices the engine drives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    /// Real devices through cpal.
+    Cpal(CpalConfig),
+    /// The clock-driven virtual device.
+    Virtual(VirtualConfig),
+}
+
+/// Engine settings. `Default` gives 20 ms capture chunks, a 200 ms jitter buffer, a 5 ms
+/// flush fade, 2 s of capture buffer and 120 s of playback buffer on the default devices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Devices to open.
+    pub backend: Backend,
+    /// Length of each 16 kHz capture chunk in milliseconds (10..=1000).
+    pub chunk_ms: u32,
+    /// Audio a turn queues before it starts playing, in milliseconds.
+    pub prebuffer_ms: u32,
+    /// Playback ring size in milliseconds of device audio.
+    pub playback_buffer_ms: u32,
+    /// Capture ring size in milliseconds of device audio.
+    pub capture_buffer_ms: u32,
+    /// Fade-out length of a flush in milliseconds.
+    pub fade_ms: f64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Cpal(CpalConfig::default()),
+            chunk_ms: 20,
+            prebuffer_ms: 200,
+            playback_buffer_ms: 120_000,
+            capture_buffer_ms: 2_000,
+            fade_ms: 5.0,
+        }
+    }
+}
+
+impl EngineConfig {
+    fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(EngineError::InvalidInput(msg));
+        if !(10..=1000).contains(&self.chunk_ms) {
+            return bad(format!(
+                "chunk_ms must be 10..=1000 (the Live API wants 20-40 ms), got {}",
+                self.chunk_ms
+            ));
+        }
+        if self.prebuffer_ms > 10_000 {
+            return bad(format!(
+                "prebuffer_ms must be at most 10000, got {}",
+                self.prebuffer_ms
+            ));
+        }
+        if !(100..=3_600_000).contains(&self.playback_buffer_ms) {
+            return bad(format!(
+                "playback_buffer_ms must be 100..=3600000, got {}",
+                self.playback_buffer_ms
+            ));
+        }
+        if !(100..=600_000).contains(&self.capture_buffer_ms) {
+            return bad(format!(
+                "capture_buffer_ms must be 100..=600000, got {}",
+                self.capture_buffer_ms
+            ));
+        }
+        if !(self.fade_ms > 0.0 && self.fade_ms <= 100.0) {
+            return bad(format!("fade_ms must be in (0, 100], got {}", self.fade_ms));
+        }
+        if self.prebuffer_ms >= self.playback_buffer_ms {
+            return bad("prebuffer_ms must be smaller than playback_buffer_ms".into());
+        }
+        Ok(())
+    }
+}
+
+/// The rates and sizes the devices were opened with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeviceParams {
+    /// Input rate in Hz (0 without input).
+    pub input_rate: u32,
+    /// Output rate in Hz (0 without output).
+    pub output_rate: u32,
+    /// Input channels (0 without input).
+    pub input_channels: u16,
+    /// Output channels (0 without output).
+    pub output_channels: u16,
+    /// Frames per callback asked for.
+    pub period_frames: u32,
+}
+
+enum DeviceHandle {
+    Cpal(CpalStreams),
+    Virtual(VirtualDevice),
+}
+
+/// One start..stop of the devices, with its rings.
+struct Session {
+    producer: Option<Mutex<PlaybackProducer>>,
+    playback: Option<Arc<PlaybackShared>>,
+    reader: Option<Mutex<CaptureReader>>,
+    device: Mutex<Option<DeviceHandle>>,
+    params: DeviceParams,
+    virtual_shared: Option<Arc<VirtualShared>>,
+    running: AtomicBool,
+}
+
+/// A full-duplex audio engine: capture chunks out, model audio in, flush on interrupt.
+pub struct Engine {
+    config: EngineConfig,
+    stats: Arc<SharedStats>,
+    session: RwLock<Option<Arc<Session>>>,
+    last_virtual: Mutex<Option<Arc<VirtualShared>>>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding an engine lock leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn ms_to_frames(ms: f64, rate: u32) -> usize {
+    (ms * f64::from(rate) / 1000.0).round() as usize
+}
+
+/// How long to sleep for `frames` of audio at `rate`, kept between 0.5 ms and 20 ms so a
+/// waiter neither spins nor oversleeps a stop.
+fn wait_for_frames(frames: usize, rate: u32, deadline: Option<Instant>) -> Duration {
+    let mut d = Duration::from_secs_f64(frames as f64 / f64::from(rate.max(1)))
+        .clamp(Duration::from_micros(500), Duration::from_millis(20));
+    if let Some(deadline) = deadline {
+        d = d.min(deadline.saturating_duration_since(Instant::now()));
+    }
+    d
+}
+
+impl Engine {
+    /// Creates a stopped engine after checking the settings (and, for the virtual device,
+    /// loading its input so a bad WAV file is reported here).
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidInput`] or [`EngineError::Wav`] for bad settings.
+    pub fn new(config: EngineConfig) -> Result<Self> {
+        config.validate()?;
+        if let Backend::Virtual(v) = &config.backend {
+            v.prepare_input()?;
+        }
+        Ok(Self {
+            config,
+            stats: Arc::new(SharedStats::default()),
+            session: RwLock::new(None),
+            last_virtual: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The settings the engine was made with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Whether the devices are running.
+    pub fn is_running(&self) -> bool {
+        self.current().is_some_and(|s| s.running.load(Acquire))
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Acquire)
+    }
+
+    fn current(&self) -> Option<Arc<Session>> {
+        self.session
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn running_session(&self) -> Result<Arc<Session>> {
+        if self.is_closed() {
+            return Err(EngineError::Closed(
+                "the engine is closed; create a new AudioEngine".into(),
+            ));
+        }
+        match self.current() {
+            Some(s) if s.running.load(Acquire) => Ok(s),
+            _ => Err(EngineError::Closed(
+                "the engine is not running; call start() first or use it as a context manager \
+                 (`with AudioEngine(...) as engine:`)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Opens the devices and starts the callbacks. Starting a running engine does nothing.
+    ///
+    /// # Errors
+    /// [`EngineError::Closed`] after `close()`; device and WAV errors from the backend.
+    pub fn start(&self) -> Result<()> {
+        if self.is_closed() {
+            return Err(EngineError::Closed(
+                "the engine is closed; create a new AudioEngine".into(),
+            ));
+        }
+        let mut slot = self
+            .session
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|s| s.running.load(Acquire)) {
+            return Ok(());
+        }
+        let session = match &self.config.backend {
+            Backend::Virtual(v) => self.start_virtual(v)?,
+            Backend::Cpal(c) => self.start_cpal(c)?,
+        };
+        if let Some(v) = &session.virtual_shared {
+            *lock(&self.last_virtual) = Some(Arc::clone(v));
+        }
+        *slot = Some(Arc::new(session));
+        Ok(())
+    }
+
+    fn make_output(&self, rate: u32, channels: u16) -> Result<(PlaybackProducer, OutputCallback)> {
+        let (producer, renderer) = playback_channel(
+            rate,
+            ms_to_frames(f64::from(self.config.playback_buffer_ms), rate),
+            ms_to_frames(f64::from(self.config.prebuffer_ms), rate),
+            ms_to_frames(self.config.fade_ms, rate),
+            Arc::clone(&self.stats),
+        )?;
+        let cb = OutputCallback::new(renderer, channels, rate, Arc::clone(&self.stats));
+        Ok((producer, cb))
+    }
+
+    fn make_input(&self, rate: u32, channels: u16) -> Result<(CaptureReader, InputCallback)> {
+        let (writer, reader) = capture_channel(
+            rate,
+            ms_to_frames(f64::from(self.config.capture_buffer_ms), rate),
+            self.config.chunk_ms,
+            Arc::clone(&self.stats),
+        )?;
+        let cb = InputCallback::new(writer, channels, rate, Arc::clone(&self.stats));
+        Ok((reader, cb))
+    }
+
+    fn start_virtual(&self, v: &VirtualConfig) -> Result<Session> {
+        let input = v.prepare_input()?;
+        let (producer, out_cb) = self.make_output(v.sample_rate, v.channels)?;
+        let (reader, in_cb) = self.make_input(v.sample_rate, v.channels)?;
+        let playback = Arc::clone(producer.shared());
+        let shared = Arc::new(VirtualShared::default());
+        let device = VirtualDevice::start(v, input, in_cb, out_cb, Arc::clone(&shared))?;
+        Ok(Session {
+            producer: Some(Mutex::new(producer)),
+            playback: Some(playback),
+            reader: Some(Mutex::new(reader)),
+            device: Mutex::new(Some(DeviceHandle::Virtual(device))),
+            params: DeviceParams {
+                input_rate: v.sample_rate,
+                output_rate: v.sample_rate,
+                input_channels: v.channels,
+                output_channels: v.channels,
+                period_frames: v.period_frames,
+            },
+            virtual_shared: Some(shared),
+            running: AtomicBool::new(true),
+        })
+    }
+
+    fn start_cpal(&self, c: &CpalConfig) -> Result<Session> {
+        let input_dev = cpal_device::resolve(c, true)?;
+        let output_dev = cpal_device::resolve(c, false)?;
+        if input_dev.is_none() && output_dev.is_none() {
+            return Err(EngineError::InvalidInput(
+                "both input and output are disabled; enable at least one".into(),
+            ));
+        }
+        let output = output_dev
+            .as_ref()
+            .map(|d| self.make_output(d.rate(), d.channels()))
+            .transpose()?;
+        let input = input_dev
+            .as_ref()
+            .map(|d| self.make_input(d.rate(), d.channels()))
+            .transpose()?;
+        let (producer, out_cb) = output.map_or((None, None), |(p, cb)| (Some(p), Some(cb)));
+        let (reader, in_cb) = input.map_or((None, None), |(r, cb)| (Some(r), Some(cb)));
+        let streams = cpal_device::start_streams(
+            input_dev.as_ref().zip(in_cb),
+            output_dev.as_ref().zip(out_cb),
+            &self.stats,
+        )?;
+        let params = DeviceParams {
+            input_rate: input_dev.as_ref().map_or(0, |d| d.rate()),
+            output_rate: output_dev.as_ref().map_or(0, |d| d.rate()),
+            input_channels: input_dev.as_ref().map_or(0, |d| d.channels()),
+            output_channels: output_dev.as_ref().map_or(0, |d| d.channels()),
+            period_frames: output_dev
+                .as_ref()
+                .or(input_dev.as_ref())
+                .map_or(0, |d| d.period_frames()),
+        };
+        Ok(Session {
+            playback: producer.as_ref().map(|p| Arc::clone(p.shared())),
+            producer: producer.map(Mutex::new),
+            reader: reader.map(Mutex::new),
+            device: Mutex::new(Some(DeviceHandle::Cpal(streams))),
+            params,
+            virtual_shared: None,
+            running: AtomicBool::new(true),
+        })
+    }
+
+    /// Stops the callbacks and closes the devices; queued audio is dropped. The engine can be
+    /// started again. A virtual device's output WAV is complete when this returns.
+    ///
+    /// # Errors
+    /// [`EngineError::Wav`] if the virtual device could not finish its output file.
+    pub fn stop(&self) -> Result<()> {
+        let session = self
+            .session
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(session) = session else {
+            return Ok(());
+        };
+        session.running.store(false, Release);
+        let handle = lock(&session.device).take();
+        match handle {
+            Some(DeviceHandle::Virtual(mut v)) => v.stop(),
+            Some(DeviceHandle::Cpal(streams)) => {
+                drop(streams);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the engine for good; every later call fails with [`EngineError::Closed`].
+    ///
+    /// # Errors
+    /// As [`stop`](Self::stop).
+    pub fn close(&self) -> Result<()> {
+        let result = self.stop();
+        self.closed.store(true, Release);
+        result
+    }
+
+    /// The rates and channel counts the devices run at (zeros while stopped).
+    pub fn device_params(&self) -> DeviceParams {
+        self.current().map(|s| s.params).unwrap_or_default()
+    }
+
+    /// Queues 24 kHz mono 16-bit model audio for playback.
+    ///
+    /// Waits while the playback ring is too full, up to `timeout` (`None` = forever). The
+    /// chunk is taken whole or not at all.
+    ///
+    /// # Errors
+    /// [`EngineError::ChunkTooLarge`] if it can never fit, [`EngineError::PlaybackFull`] on
+    /// timeout (nothing taken), [`EngineError::Closed`] when stopped.
+    pub fn play(&self, pcm: &[i16], timeout: Option<Duration>) -> Result<()> {
+        let session = self.running_session()?;
+        let producer = session.producer.as_ref().ok_or_else(|| {
+            EngineError::InvalidInput("this engine has no output device; it cannot play".into())
+        })?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let missing = {
+                let mut p = lock(producer);
+                if p.try_play(pcm)? {
+                    return Ok(());
+                }
+                p.frames_needed(pcm.len()).saturating_sub(p.free_frames())
+            };
+            if !session.running.load(Acquire) {
+                return Err(EngineError::Closed(
+                    "the engine stopped while play() waited".into(),
+                ));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(EngineError::PlaybackFull(format!(
+                    "the playback buffer stayed full for {:.3} s; the chunk was not queued \
+                     (nothing was lost). Wait for playback to catch up, raise the timeout, or \
+                     raise playback_buffer_ms",
+                    timeout.unwrap_or_default().as_secs_f64()
+                )));
+            }
+            std::thread::sleep(wait_for_frames(
+                missing,
+                session.params.output_rate,
+                deadline,
+            ));
+        }
+    }
+
+    /// Marks the current turn complete so its tail plays without waiting for the prebuffer.
+    ///
+    /// # Errors
+    /// [`EngineError::Closed`] when stopped; [`EngineError::PlaybackFull`] on timeout.
+    pub fn end_turn(&self, timeout: Option<Duration>) -> Result<()> {
+        let session = self.running_session()?;
+        let Some(producer) = session.producer.as_ref() else {
+            return Ok(());
+        };
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if lock(producer).try_end_turn()? {
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(EngineError::PlaybackFull(
+                    "the playback buffer stayed full; end_turn() could not queue the turn's tail"
+                        .into(),
+                ));
+            }
+            std::thread::sleep(wait_for_frames(480, session.params.output_rate, deadline));
+        }
+    }
+
+    /// Flushes playback at the device's next period (after a short fade) and reports how
+    /// much of the interrupted turn was heard. Audio played after this call is kept.
+    ///
+    /// # Errors
+    /// [`EngineError::Closed`] when stopped.
+    pub fn interrupt(&self) -> Result<InterruptReport> {
+        let session = self.running_session()?;
+        Ok(session
+            .producer
+            .as_ref()
+            .map(|p| lock(p).interrupt())
+            .unwrap_or_default())
+    }
+
+    /// Returns the next 16 kHz mono chunk of `chunk_ms`, waiting up to `timeout` (`None` =
+    /// forever); `Ok(None)` on timeout.
+    ///
+    /// # Errors
+    /// [`EngineError::Closed`] when stopped; [`EngineError::InvalidInput`] without input.
+    pub fn read(&self, timeout: Option<Duration>) -> Result<Option<Vec<i16>>> {
+        let session = self.running_session()?;
+        let reader = session.reader.as_ref().ok_or_else(|| {
+            EngineError::InvalidInput("this engine has no input device; it cannot read".into())
+        })?;
+        if let Some(v) = &session.virtual_shared {
+            v.reader_active.store(true, Relaxed);
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let missing = {
+                let mut r = lock(reader);
+                if let Some(chunk) = r.try_read() {
+                    return Ok(Some(chunk));
+                }
+                r.device_frames_missing()
+            };
+            if !session.running.load(Acquire) {
+                return Err(EngineError::Closed(
+                    "the engine stopped while read() waited".into(),
+                ));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            std::thread::sleep(wait_for_frames(
+                missing,
+                session.params.input_rate,
+                deadline,
+            ));
+        }
+    }
+
+    /// Frames of a chunk returned by [`read`](Self::read) (16 kHz).
+    pub fn chunk_frames(&self) -> usize {
+        (16 * self.config.chunk_ms) as usize
+    }
+
+    /// Drops captured audio that has not been read yet.
+    pub fn clear_capture(&self) -> Result<()> {
+        let session = self.running_session()?;
+        if let Some(r) = &session.reader {
+            lock(r).clear();
+        }
+        Ok(())
+    }
+
+    /// The virtual device's recorded output (interleaved) and its channel count; empty for
+    /// other backends or outputs.
+    pub fn recording(&self) -> (Vec<f32>, u16) {
+        let channels = match &self.config.backend {
+            Backend::Virtual(v) => v.channels,
+            Backend::Cpal(_) => 1,
+        };
+        let rec = lock(&self.last_virtual)
+            .as_ref()
+            .map(|v| lock(&v.recording).clone())
+            .unwrap_or_default();
+        (rec, channels)
+    }
+
+    /// Whether a finite virtual input has played to its end.
+    pub fn input_ended(&self) -> bool {
+        lock(&self.last_virtual)
+            .as_ref()
+            .is_some_and(|v| v.input_ended.load(Relaxed))
+    }
+
+    /// A snapshot of every counter. Cheap; callable from any thread at any time.
+    pub fn stats(&self) -> Stats {
+        let s = &self.stats;
+        let session = self.current();
+        let params = session.as_ref().map(|x| x.params).unwrap_or_default();
+        let out_rate = f64::from(params.output_rate.max(1));
+        let in_rate = f64::from(params.input_rate.max(1));
+        let frames_ms = |frames: u64, rate: f64| frames as f64 * 1000.0 / rate;
+        let (playback_buffered_ms, turn) = session
+            .as_ref()
+            .and_then(|x| x.producer.as_ref().zip(x.playback.as_ref()))
+            .map(|(p, shared)| {
+                let turn = p.try_lock().map(|p| p.turn_progress()).unwrap_or_default();
+                (frames_ms(shared.queued_frames(), out_rate), turn)
+            })
+            .unwrap_or_default();
+        let capture_buffered_ms = session
+            .as_ref()
+            .and_then(|x| x.reader.as_ref())
+            .and_then(|r| r.try_lock().ok().map(|r| r.queued_frames() as u64))
+            .map_or(0.0, |f| frames_ms(f, in_rate));
+        let ot = &s.output_timing;
+        let it = &s.input_timing;
+        Stats {
+            input_rate_hz: params.input_rate,
+            output_rate_hz: params.output_rate,
+            input_channels: params.input_channels,
+            output_channels: params.output_channels,
+            period_frames: params.period_frames,
+            frames_captured: s.frames_captured.load(Relaxed),
+            capture_overflows: s.capture_overflows.load(Relaxed),
+            capture_overflow_frames: s.capture_overflow_frames.load(Relaxed),
+            chunks_read: s.chunks_read.load(Relaxed),
+            frames_played: s.frames_played.load(Relaxed),
+            frames_rendered: s.frames_rendered.load(Relaxed),
+            underruns: s.underruns.load(Relaxed),
+            underrun_silence_ms: frames_ms(s.underrun_silence_frames.load(Relaxed), out_rate),
+            flushes: s.flushes.load(Relaxed),
+            flushed_ms: frames_ms(s.flushed_frames.load(Relaxed), out_rate),
+            output_callbacks: ot.callbacks.load(Relaxed),
+            input_callbacks: it.callbacks.load(Relaxed),
+            callback_p50_us: ot.duration.quantile_ns(0.5) / 1e3,
+            callback_p99_us: ot.duration.quantile_ns(0.99) / 1e3,
+            callback_max_us: ot.duration.max_ns() as f64 / 1e3,
+            input_callback_p99_us: it.duration.quantile_ns(0.99) / 1e3,
+            input_callback_max_us: it.duration.max_ns() as f64 / 1e3,
+            jitter_p99_ms: ot.interval_jitter.quantile_ns(0.99) / 1e6,
+            jitter_max_ms: ot.interval_jitter.max_ns() as f64 / 1e6,
+            input_jitter_p99_ms: it.interval_jitter.quantile_ns(0.99) / 1e6,
+            input_jitter_max_ms: it.interval_jitter.max_ns() as f64 / 1e6,
+            playback_buffered_ms,
+            capture_buffered_ms,
+            input_rms_dbfs: to_dbfs(s.input_rms.load()),
+            input_peak_dbfs: to_dbfs(s.input_peak.load()),
+            output_rms_dbfs: to_dbfs(s.output_rms.load()),
+            output_peak_dbfs: to_dbfs(s.output_peak.load()),
+            device_errors: s.device_errors.load(Relaxed),
+            last_device_error: device_error_name(s.last_device_error.load(Relaxed)).to_string(),
+            turn_played_ms: turn.heard_ms(),
+            turn_received_ms: turn.received_ms(),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Sample rate of model audio given to [`Engine::play`].
+pub const PLAY_RATE_HZ: u32 = MODEL_RATE_HZ;

@@ -1,0 +1,243 @@
+//! Lock-free counters and histograms written by the device callbacks and read from any thread.
+//!
+//! Writers (the callbacks) only do relaxed atomic adds and stores; readers take a snapshot
+//! with [`Stats`]. Nothing here allocates after construction.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+/// Values below this many nanoseconds get one bucket each.
+const LINEAR_BUCKETS: usize = 16;
+/// Sub-buckets per power of two above the linear range (about 9 % resolution).
+const SUB_BUCKETS: usize = 8;
+/// Octaves covered above the linear range: up to 2^40 ns, about 18 minutes.
+const OCTAVES: usize = 37;
+const BUCKETS: usize = LINEAR_BUCKETS + OCTAVES * SUB_BUCKETS;
+
+/// A log-scale histogram of durations in nanoseconds, safe to record into from a real-time
+/// thread (one relaxed `fetch_add` per sample) and to read from any other thread.
+#[derive(Debug)]
+pub struct Histogram {
+    counts: Box<[AtomicU64]>,
+    max_ns: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Histogram {
+    /// An empty histogram. Allocates once, here.
+    pub fn new() -> Self {
+        Self {
+            counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            max_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn bucket_of(ns: u64) -> usize {
+        if ns < LINEAR_BUCKETS as u64 {
+            return ns as usize;
+        }
+        let exponent = 63 - ns.leading_zeros() as usize; // >= 4
+        let sub = ((ns >> (exponent - 3)) & 7) as usize;
+        (LINEAR_BUCKETS + (exponent - 4) * SUB_BUCKETS + sub).min(BUCKETS - 1)
+    }
+
+    /// Middle of a bucket's range, in nanoseconds.
+    fn bucket_value(bucket: usize) -> f64 {
+        if bucket < LINEAR_BUCKETS {
+            return bucket as f64;
+        }
+        let exponent = (bucket - LINEAR_BUCKETS) / SUB_BUCKETS + 4;
+        let sub = (bucket - LINEAR_BUCKETS) % SUB_BUCKETS;
+        let step = (1u64 << (exponent - 3)) as f64;
+        (1u64 << exponent) as f64 + (sub as f64 + 0.5) * step
+    }
+
+    /// Records one duration. Real-time safe.
+    #[inline]
+    pub fn record(&self, ns: u64) {
+        self.counts[Self::bucket_of(ns)].fetch_add(1, Relaxed);
+        self.max_ns.fetch_max(ns, Relaxed);
+    }
+
+    /// Number of samples recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// The largest duration recorded, in nanoseconds (exact, not bucketed).
+    pub fn max_ns(&self) -> u64 {
+        self.max_ns.load(Relaxed)
+    }
+
+    /// The `q`-quantile (0..=1) in nanoseconds, to within one bucket; 0 when empty.
+    pub fn quantile_ns(&self, q: f64) -> f64 {
+        let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return 0.0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (bucket, &c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                // Never report more than the exact maximum.
+                return Self::bucket_value(bucket).min(self.max_ns() as f64);
+            }
+        }
+        self.max_ns() as f64
+    }
+}
+
+/// An `f32` stored in an `AtomicU32`, for levels that the callback publishes.
+#[derive(Debug, Default)]
+pub struct AtomicF32(AtomicU32);
+
+impl AtomicF32 {
+    /// Stores a value. Real-time safe.
+    #[inline]
+    pub fn store(&self, v: f32) {
+        self.0.store(v.to_bits(), Relaxed);
+    }
+    /// Loads the last stored value.
+    pub fn load(&self) -> f32 {
+        f32::from_bits(self.0.load(Relaxed))
+    }
+}
+
+/// Counters of one direction's callback: how long it ran and how regular it was.
+#[derive(Debug, Default)]
+pub struct CallbackTiming {
+    /// Time spent inside the callback body.
+    pub duration: Histogram,
+    /// |actual interval − nominal period| between consecutive callback starts.
+    pub interval_jitter: Histogram,
+    /// Number of callbacks.
+    pub callbacks: AtomicU64,
+}
+
+/// Everything the callbacks count, shared with the rest of the engine through an `Arc`.
+#[derive(Debug, Default)]
+pub struct SharedStats {
+    /// Frames (at the device rate) the input callback received.
+    pub frames_captured: AtomicU64,
+    /// Frames the input callback dropped because the capture ring was full.
+    pub capture_overflow_frames: AtomicU64,
+    /// Callbacks in which at least one frame was dropped.
+    pub capture_overflows: AtomicU64,
+    /// Capture chunks handed to the reader.
+    pub chunks_read: AtomicU64,
+    /// Frames (at the device rate) rendered from the playback ring, fades included.
+    pub frames_played: AtomicU64,
+    /// Frames rendered in total, silence included.
+    pub frames_rendered: AtomicU64,
+    /// Times the playback ring ran dry in the middle of a turn.
+    pub underruns: AtomicU64,
+    /// Silence inserted because of underruns, in device frames.
+    pub underrun_silence_frames: AtomicU64,
+    /// Flushes the output callback has carried out.
+    pub flushes: AtomicU64,
+    /// Frames of queued audio discarded by flushes.
+    pub flushed_frames: AtomicU64,
+    /// Errors the device backend reported (xruns, device loss, ...).
+    pub device_errors: AtomicU64,
+    /// Code of the last device error (see `DeviceErrorKind`), 0 = none.
+    pub last_device_error: AtomicU32,
+    /// Input level of the last period, linear RMS.
+    pub input_rms: AtomicF32,
+    /// Input level of the last period, linear peak.
+    pub input_peak: AtomicF32,
+    /// Output level of the last period, linear RMS.
+    pub output_rms: AtomicF32,
+    /// Output level of the last period, linear peak.
+    pub output_peak: AtomicF32,
+    /// Output callback timing.
+    pub output_timing: CallbackTiming,
+    /// Input callback timing.
+    pub input_timing: CallbackTiming,
+}
+
+/// A snapshot of the engine's counters, cheap to take from any thread.
+///
+/// Frame counts are at the device rate unless the name says otherwise; `_ms` fields are
+/// milliseconds, `_dbfs` fields decibels relative to full scale (-120 for silence).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[allow(missing_docs)] // the field names and the struct doc say it all
+pub struct Stats {
+    pub input_rate_hz: u32,
+    pub output_rate_hz: u32,
+    pub input_channels: u16,
+    pub output_channels: u16,
+    pub period_frames: u32,
+    pub frames_captured: u64,
+    pub capture_overflows: u64,
+    pub capture_overflow_frames: u64,
+    pub chunks_read: u64,
+    pub frames_played: u64,
+    pub frames_rendered: u64,
+    pub underruns: u64,
+    pub underrun_silence_ms: f64,
+    pub flushes: u64,
+    pub flushed_ms: f64,
+    pub output_callbacks: u64,
+    pub input_callbacks: u64,
+    pub callback_p50_us: f64,
+    pub callback_p99_us: f64,
+    pub callback_max_us: f64,
+    pub input_callback_p99_us: f64,
+    pub input_callback_max_us: f64,
+    pub jitter_p99_ms: f64,
+    pub jitter_max_ms: f64,
+    pub input_jitter_p99_ms: f64,
+    pub input_jitter_max_ms: f64,
+    pub playback_buffered_ms: f64,
+    pub capture_buffered_ms: f64,
+    pub input_rms_dbfs: f32,
+    pub input_peak_dbfs: f32,
+    pub output_rms_dbfs: f32,
+    pub output_peak_dbfs: f32,
+    pub device_errors: u64,
+    pub last_device_error: String,
+    pub turn_played_ms: f64,
+    pub turn_received_ms: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_within_a_bucket() {
+        let h = Histogram::new();
+        for ns in 1..=10_000u64 {
+            h.record(ns * 1000);
+        }
+        assert_eq!(h.count(), 10_000);
+        assert_eq!(h.max_ns(), 10_000_000);
+        let p50 = h.quantile_ns(0.5);
+        let p99 = h.quantile_ns(0.99);
+        assert!((p50 / 5_000_000.0 - 1.0).abs() < 0.1, "p50 {p50}");
+        assert!((p99 / 9_900_000.0 - 1.0).abs() < 0.1, "p99 {p99}");
+        assert!(h.quantile_ns(1.0) <= 10_000_000.0);
+    }
+
+    #[test]
+    fn histogram_small_values_are_exact() {
+        let h = Histogram::new();
+        h.record(3);
+        assert_eq!(h.quantile_ns(0.5), 3.0);
+        assert_eq!(Histogram::new().quantile_ns(0.5), 0.0);
+    }
+
+    #[test]
+    fn every_bucket_value_maps_back_to_its_bucket() {
+        for b in 0..BUCKETS - 1 {
+            let v = Histogram::bucket_value(b) as u64;
+            assert_eq!(Histogram::bucket_of(v), b, "bucket {b} value {v}");
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Proof that the callback bodies never allocate: capture, render, overflow, underrun,
+//! prebuffering, flush and fade, in several sample formats and channel counts.
+//!
+//! The test binary installs `assert_no_alloc`'s allocator; with its `warn_debug` feature a
+//! violation is counted instead of aborting, and the count must stay zero.
+
+use std::sync::Arc;
+
+use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count, AllocDisabler};
+use duplex_engine::callback::{InputCallback, OutputCallback};
+use duplex_engine::capture::capture_channel;
+use duplex_engine::playback::playback_channel;
+use duplex_engine::stats::SharedStats;
+
+#[global_allocator]
+static ALLOCATOR: AllocDisabler = AllocDisabler;
+
+#[test]
+fn callbacks_never_allocate() {
+    reset_violation_count();
+    let stats = Arc::new(SharedStats::default());
+    let rate = 48_000;
+    let (mut producer, renderer) =
+        playback_channel(rate, rate as usize, 4_800, 240, Arc::clone(&stats)).unwrap();
+    let mut out_cb = OutputCallback::new(renderer, 2, rate, Arc::clone(&stats));
+    let (writer, mut reader) = capture_channel(rate, 4_800, 20, Arc::clone(&stats)).unwrap();
+    let mut in_cb = InputCallback::new(writer, 2, rate, Arc::clone(&stats));
+
+    let tone: Vec<i16> = (0..2_400).map(|i| ((i % 48) as i16 - 24) * 500).collect();
+    let mut out_f32 = vec![0.0f32; 960];
+    let mut out_i16 = vec![0i16; 960];
+    let mut out_i32 = vec![0i32; 1_024 * 2 + 6]; // odd, larger-than-period buffer
+    let input_f32 = vec![0.25f32; 960];
+    let input_i16 = vec![1_000i16; 960];
+
+    let mut rounds = 0;
+    for round in 0..200 {
+        // Non-real-time side, outside the check: queue audio, sometimes end or flush a turn.
+        if round % 5 == 0 {
+            producer.try_play(&tone).unwrap();
+        }
+        if round % 20 == 10 {
+            producer.try_end_turn().unwrap();
+        }
+        if round % 25 == 24 {
+            producer.interrupt();
+        }
+        if round % 7 == 0 {
+            while reader.try_read().is_some() {}
+        }
+        assert_no_alloc(|| {
+            out_cb.process(&mut out_f32);
+            out_cb.process(&mut out_i16);
+            out_cb.process(&mut out_i32);
+            // The capture ring (100 ms) overflows regularly between reads.
+            in_cb.process(&input_f32);
+            in_cb.process(&input_i16);
+        });
+        rounds += 1;
+    }
+    assert_eq!(rounds, 200);
+    use std::sync::atomic::Ordering::Relaxed;
+    // Every path was taken.
+    assert!(stats.flushes.load(Relaxed) > 0, "flush");
+    assert!(stats.underruns.load(Relaxed) > 0, "underrun");
+    assert!(stats.capture_overflows.load(Relaxed) > 0, "overflow");
+    assert!(stats.frames_played.load(Relaxed) > 0, "playing");
+    assert_eq!(violation_count(), 0, "a callback allocated");
+}
+
+#[test]
+fn the_checker_does_catch_an_allocation() {
+    // Guards against a silently disabled checker (e.g. a release build).
+    reset_violation_count();
+    assert_no_alloc(|| {
+        let v: Vec<u8> = Vec::with_capacity(64);
+        std::hint::black_box(v);
+    });
+    assert!(violation_count() > 0);
+    reset_violation_count();
+}
