@@ -64,6 +64,27 @@ pub struct DeviceInfo {
     pub is_default_output: bool,
 }
 
+/// Keeps alsa-lib's messages ("ALSA lib pcm.c: Unknown PCM ...") off stderr while this
+/// thread probes devices; the errors still come back to us as `Err` values. Installing the
+/// handler again replaces (and frees) the previous message buffer.
+fn quiet_alsa() {
+    #[cfg(target_os = "linux")]
+    let _ = alsa::Output::local_error_handler();
+}
+
+/// Whether a JACK server runs. Probing ALSA's `jack` plugin without one makes libjack print
+/// to stderr (which no ALSA handler can silence) and leave files in /dev/shm, so it is only
+/// probed when there is a server to find.
+fn jack_server_running() -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        std::fs::read_to_string(p.path().join("comm"))
+            .is_ok_and(|comm| matches!(comm.trim(), "jackd" | "jackdbus" | "pipewire"))
+    })
+}
+
 fn device_id(device: &cpal::Device) -> String {
     device.id().map(|id| id.to_string()).unwrap_or_default()
 }
@@ -82,17 +103,20 @@ fn device_name(device: &cpal::Device) -> String {
 /// # Errors
 /// [`EngineError::Device`] if the host cannot enumerate at all.
 pub fn list_devices() -> Result<Vec<DeviceInfo>> {
+    quiet_alsa();
     let host = cpal::default_host();
     let default_in = host.default_input_device().map(|d| device_id(&d));
     let default_out = host.default_output_device().map(|d| device_id(&d));
     let devices = host
         .devices()
         .map_err(|e| EngineError::Device(format!("cannot list audio devices: {e}")))?;
+    let probe_jack = jack_server_running();
     let mut infos = Vec::new();
     for (index, device) in devices.enumerate() {
         let id = device_id(&device);
-        let input = device.default_input_config().ok();
-        let output = device.default_output_config().ok();
+        let probe = probe_jack || id != "alsa:jack";
+        let input = probe.then(|| device.default_input_config().ok()).flatten();
+        let output = probe.then(|| device.default_output_config().ok()).flatten();
         infos.push(DeviceInfo {
             index,
             name: device_name(&device),
@@ -325,6 +349,7 @@ impl ResolvedDevice {
 /// # Errors
 /// [`EngineError::UnknownDevice`], [`EngineError::Device`] or [`EngineError::InvalidInput`].
 pub fn resolve(config: &CpalConfig, input: bool) -> Result<Option<ResolvedDevice>> {
+    quiet_alsa();
     let dir = if input {
         Direction::Input
     } else {

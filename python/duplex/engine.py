@@ -1,0 +1,340 @@
+"""`AudioEngine`: full-duplex audio for a speech-to-speech session.
+
+The device callbacks run in Rust and never touch Python; this module is the friendly
+surface: context managers, blocking and asyncio calls, and typed results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
+from typing import Any, Union
+
+import numpy as np
+
+from . import _engine
+from .devices import VirtualDevice
+from .errors import PlaybackFullError
+
+__all__ = ["AudioEngine", "InterruptReport", "Stats", "CAPTURE_RATE_HZ", "PLAY_RATE_HZ"]
+
+#: Sample rate of the chunks :meth:`AudioEngine.read` returns (what the Live API takes).
+CAPTURE_RATE_HZ: int = _engine.CAPTURE_RATE_HZ
+#: Sample rate of the PCM :meth:`AudioEngine.play` takes (what the Live API sends).
+PLAY_RATE_HZ: int = _engine.PLAY_RATE_HZ
+
+Pcm = Union[bytes, bytearray, memoryview, np.ndarray]
+DeviceRef = Union[None, bool, int, str]
+
+
+@dataclass(frozen=True)
+class InterruptReport:
+    """What :meth:`AudioEngine.interrupt` cut off.
+
+    ``heard_ms`` is how much of the interrupted turn's audio had been played to the
+    listener (in the 24 kHz domain), so a transcript can be cut where the user barged in.
+    """
+
+    heard_ms: float
+    heard_frames: int
+    received_ms: float
+    discarded_ms: float
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot of the engine's counters (see :meth:`AudioEngine.stats`).
+
+    Frame counts are at the device rate; ``*_ms`` are milliseconds, ``*_us`` microseconds,
+    ``*_dbfs`` decibels relative to full scale (-120 for digital silence). Callback timing is
+    of the output callback unless the name says ``input``; jitter is the distance of each
+    callback interval from the nominal period.
+    """
+
+    input_rate_hz: int
+    output_rate_hz: int
+    input_channels: int
+    output_channels: int
+    period_frames: int
+    frames_captured: int
+    capture_overflows: int
+    capture_overflow_frames: int
+    chunks_read: int
+    frames_played: int
+    frames_rendered: int
+    underruns: int
+    underrun_silence_ms: float
+    flushes: int
+    flushed_ms: float
+    output_callbacks: int
+    input_callbacks: int
+    callback_p50_us: float
+    callback_p99_us: float
+    callback_max_us: float
+    input_callback_p99_us: float
+    input_callback_max_us: float
+    jitter_p99_ms: float
+    jitter_max_ms: float
+    input_jitter_p99_ms: float
+    input_jitter_max_ms: float
+    playback_buffered_ms: float
+    capture_buffered_ms: float
+    input_rms_dbfs: float
+    input_peak_dbfs: float
+    output_rms_dbfs: float
+    output_peak_dbfs: float
+    device_errors: int
+    last_device_error: str
+    turn_played_ms: float
+    turn_received_ms: float
+    input_ended: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters as a plain dict (for JSON)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def summary(self) -> str:
+        """A few human-readable lines."""
+        return "\n".join(
+            [
+                f"devices     in {self.input_rate_hz} Hz x{self.input_channels}, "
+                f"out {self.output_rate_hz} Hz x{self.output_channels}, period {self.period_frames} frames",
+                f"capture     {self.frames_captured} frames, {self.chunks_read} chunks read, "
+                f"{self.capture_overflows} overflows ({self.capture_overflow_frames} frames dropped), "
+                f"level {self.input_rms_dbfs:.1f} dBFS rms / {self.input_peak_dbfs:.1f} peak",
+                f"playback    {self.frames_played} frames played, {self.underruns} underruns "
+                f"({self.underrun_silence_ms:.0f} ms silence), {self.flushes} flushes "
+                f"({self.flushed_ms:.0f} ms dropped), buffered {self.playback_buffered_ms:.0f} ms",
+                f"callback    p50 {self.callback_p50_us:.1f} us, p99 {self.callback_p99_us:.1f} us, "
+                f"max {self.callback_max_us:.1f} us; interval jitter p99 {self.jitter_p99_ms:.3f} ms, "
+                f"max {self.jitter_max_ms:.3f} ms",
+                f"device      {self.device_errors} errors"
+                + (f" (last: {self.last_device_error})" if self.last_device_error else ""),
+            ]
+        )
+
+
+def _as_pcm(pcm: Pcm) -> bytes | bytearray | np.ndarray:
+    if isinstance(pcm, memoryview):
+        return pcm.tobytes()
+    return pcm
+
+
+class AudioEngine:
+    """Full-duplex audio: 16 kHz mic chunks out, 24 kHz model audio in, instant flush.
+
+    Parameters
+    ----------
+    input_device, output_device
+        For real devices: ``None`` (the default device), an index or a name from
+        :func:`duplex.devices`, or ``False`` to leave that direction closed.
+    backend
+        ``"cpal"`` (real devices), ``"virtual"`` (a default :class:`VirtualDevice`), or a
+        :class:`VirtualDevice` instance.
+    sample_rate, period_frames
+        Ask real devices for this rate and callback size (default: the device's own rate,
+        about 10 ms). The engine resamples, so leave these unset unless you must.
+    chunk_ms
+        Length of each capture chunk (16 kHz, 16-bit mono); 20-40 ms suits the Live API.
+    prebuffer_ms
+        Model audio a turn queues before it starts to play (a jitter buffer against bursty,
+        slower-than-real-time delivery). :meth:`end_turn` plays a short turn at once.
+    playback_buffer_ms, capture_buffer_ms
+        Ring sizes. Playback must hold a long answer (the service sends ahead of real time).
+    fade_ms
+        Fade-out on :meth:`interrupt`, so the flush does not click.
+
+    Examples
+    --------
+    >>> import duplex
+    >>> with duplex.AudioEngine(backend=duplex.VirtualDevice(speed=0)) as engine:
+    ...     chunk = engine.read(timeout=1.0)
+    >>> len(chunk)
+    640
+    """
+
+    def __init__(
+        self,
+        input_device: DeviceRef = None,
+        output_device: DeviceRef = None,
+        *,
+        backend: str | VirtualDevice = "cpal",
+        sample_rate: int | None = None,
+        period_frames: int | None = None,
+        chunk_ms: int = 20,
+        prebuffer_ms: int = 200,
+        playback_buffer_ms: int = 120_000,
+        capture_buffer_ms: int = 2_000,
+        fade_ms: float = 5.0,
+    ) -> None:
+        if input_device == "virtual" or output_device == "virtual":
+            backend = "virtual"
+        if isinstance(backend, VirtualDevice):
+            virtual = backend
+        elif backend == "virtual":
+            virtual = VirtualDevice()
+        elif backend == "cpal":
+            virtual = None
+        else:
+            raise ValueError(
+                f"backend must be 'cpal', 'virtual' or a duplex.VirtualDevice, got {backend!r}"
+            )
+        self.virtual_device: VirtualDevice | None = virtual
+        self._native = _engine.Engine(
+            "virtual" if virtual else "cpal",
+            input_device=input_device,
+            output_device=output_device,
+            sample_rate=sample_rate,
+            period_frames=period_frames,
+            chunk_ms=chunk_ms,
+            prebuffer_ms=prebuffer_ms,
+            playback_buffer_ms=playback_buffer_ms,
+            capture_buffer_ms=capture_buffer_ms,
+            fade_ms=fade_ms,
+            virtual=virtual.to_options() if virtual else None,
+        )
+        self.chunk_ms = chunk_ms
+        self._read_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._play_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> AudioEngine:
+        """Opens the devices and starts the callbacks. Returns ``self``."""
+        self._native.start()
+        return self
+
+    def stop(self) -> None:
+        """Stops the callbacks; queued audio is dropped. A virtual output WAV is complete
+        when this returns. The engine can be started again."""
+        self._native.stop()
+
+    def close(self) -> None:
+        """Stops for good and frees the worker threads; later calls raise
+        :class:`~duplex.errors.EngineClosedError`."""
+        self._native.close()
+        for pool in (self._read_pool, self._play_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def running(self) -> bool:
+        """Whether the devices are running."""
+        return self._native.running
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._native.closed
+
+    def __enter__(self) -> AudioEngine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> AudioEngine:
+        await asyncio.get_running_loop().run_in_executor(None, self.start)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    # -- capture -----------------------------------------------------------------------
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Bytes in one capture chunk (16-bit samples at 16 kHz)."""
+        return 2 * self._native.chunk_frames
+
+    def read(self, timeout: float | None = None) -> bytes | None:
+        """The next capture chunk: ``chunk_ms`` of 16 kHz 16-bit little-endian mono PCM,
+        ready to send as ``audio/pcm;rate=16000``. Waits up to ``timeout`` seconds (``None`` =
+        until one is ready) with the GIL released; returns ``None`` on timeout."""
+        return self._native.read(timeout)
+
+    def read_array(self, timeout: float | None = None) -> np.ndarray | None:
+        """Like :meth:`read`, as a ``numpy.int16`` array."""
+        return self._native.read_array(timeout)
+
+    async def read_async(self, timeout: float | None = None) -> bytes | None:
+        """Awaitable :meth:`read`. A ready chunk returns without leaving the event loop;
+        otherwise the wait runs on the engine's reader thread, never on the loop."""
+        chunk = self._native.read(0.0)
+        if chunk is not None or timeout == 0:
+            return chunk
+        if self._read_pool is None:
+            self._read_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duplex-read")
+        return await asyncio.get_running_loop().run_in_executor(self._read_pool, self._native.read, timeout)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Capture chunks as they come, until the engine stops.
+
+        >>> async for chunk in engine.chunks():          # doctest: +SKIP
+        ...     await session.send_realtime_input(audio=Blob(data=chunk, mime_type="audio/pcm;rate=16000"))
+        """
+        while self.running:
+            chunk = await self.read_async(0.25)
+            if chunk is not None:
+                yield chunk
+
+    # -- playback ----------------------------------------------------------------------
+
+    def play(self, pcm: Pcm, timeout: float | None = None) -> None:
+        """Queues model audio: 24 kHz 16-bit mono PCM as bytes (little-endian) or a 1-D
+        ``numpy.int16`` array. Waits with the GIL released while the playback buffer is
+        full; after ``timeout`` seconds raises :class:`~duplex.errors.PlaybackFullError`
+        with nothing queued. Audio is never dropped silently."""
+        self._native.play(_as_pcm(pcm), timeout)
+
+    async def play_async(self, pcm: Pcm, timeout: float | None = None) -> None:
+        """Awaitable :meth:`play` with backpressure: returns at once when there is room,
+        else waits on the engine's playback thread, never on the event loop."""
+        data = _as_pcm(pcm)
+        try:
+            self._native.play(data, 0.0)
+            return
+        except PlaybackFullError:
+            if timeout == 0:
+                raise
+        if self._play_pool is None:
+            self._play_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duplex-play")
+        await asyncio.get_running_loop().run_in_executor(self._play_pool, self._native.play, data, timeout)
+
+    def end_turn(self, timeout: float | None = None) -> None:
+        """Marks the model's turn complete: what is queued plays out without waiting for
+        the prebuffer, and running dry afterwards is not an underrun."""
+        self._native.end_turn(timeout)
+
+    def interrupt(self) -> InterruptReport:
+        """Barge-in: flush playback at the device's next period after a short fade.
+
+        One atomic store; returns at once. Audio played after this call (the next turn) is
+        kept. Chunks of the interrupted turn that still arrive must not be played."""
+        return InterruptReport(**self._native.interrupt())
+
+    # -- state -------------------------------------------------------------------------
+
+    def stats(self) -> Stats:
+        """A snapshot of every counter; cheap, from any thread."""
+        return Stats(**self._native.stats())
+
+    def recording(self) -> np.ndarray:
+        """The virtual device's output (``output="memory"``) as float32, shape
+        ``(frames, channels)``, at the device rate."""
+        return self._native.recording()
+
+    @property
+    def device_params(self) -> dict[str, int]:
+        """The rates, channel counts and period the devices run at."""
+        return self._native.device_params()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "running" if self.running else "stopped"
+        kind = "virtual" if self.virtual_device else "cpal"
+        return f"<duplex.AudioEngine {kind} {state}>"
+
+
