@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "DuplexError",
     "InvalidInputError",
+    "PcmTypeError",
     "ChunkTooLargeError",
     "PlaybackFullError",
     "EngineClosedError",
@@ -26,6 +27,10 @@ class DuplexError(Exception):
 
 class InvalidInputError(DuplexError, ValueError):
     """An argument the engine cannot use (a bad rate, period, option or PCM buffer)."""
+
+
+class PcmTypeError(DuplexError, TypeError):
+    """PCM of the wrong type: not bytes or a 1-D ``numpy.int16`` array."""
 
 
 class ChunkTooLargeError(DuplexError, ValueError):

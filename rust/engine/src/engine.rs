@@ -167,15 +167,23 @@ fn wait_for_frames(frames: usize, rate: u32, deadline: Option<Instant>) -> Durat
 }
 
 impl Engine {
-    /// Creates a stopped engine after checking the settings (and, for the virtual device,
-    /// loading its input so a bad WAV file is reported here).
+    /// Creates a stopped engine after checking the settings: real devices are looked up (an
+    /// unknown name, an unsupported rate or a device that cannot be opened fails here), and
+    /// the virtual device's input is loaded (a bad WAV file fails here).
     ///
     /// # Errors
     /// [`EngineError::InvalidInput`] or [`EngineError::Wav`] for bad settings.
     pub fn new(config: EngineConfig) -> Result<Self> {
         config.validate()?;
-        if let Backend::Virtual(v) = &config.backend {
-            v.prepare_input()?;
+        match &config.backend {
+            Backend::Virtual(v) => {
+                v.prepare_input()?;
+            }
+            // Finds an unknown device name or an unsupported rate now, not at start().
+            Backend::Cpal(c) => {
+                cpal_device::resolve(c, true)?;
+                cpal_device::resolve(c, false)?;
+            }
         }
         Ok(Self {
             config,

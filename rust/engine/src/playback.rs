@@ -246,10 +246,9 @@ impl PlaybackProducer {
         }
     }
 
+    /// Progress of the current turn, or of the last one if no new turn has started: a turn
+    /// marked complete may still be playing when the user barges in.
     fn report(&self, consumed: u64, pushed: u64) -> InterruptReport {
-        if !self.in_turn {
-            return InterruptReport::default();
-        }
         let heard_device = consumed.clamp(self.turn_start, pushed) - self.turn_start;
         let heard = (heard_device as u128 * u128::from(MODEL_RATE_HZ)
             / u128::from(self.device_rate)) as u64;
@@ -260,7 +259,7 @@ impl PlaybackProducer {
         }
     }
 
-    /// How much of the current (or last) turn has been rendered so far.
+    /// How much of the current turn (or the last, until a new one starts) has been rendered.
     pub fn turn_progress(&self) -> InterruptReport {
         self.report(
             self.shared.consumed.load(Acquire),

@@ -31,14 +31,7 @@ fn to_py_err(py: Python<'_>, err: EngineError) -> PyErr {
         EngineError::Device(_) => "DeviceError",
         EngineError::Wav(_) => "WavFormatError",
     };
-    match py
-        .import("duplex.errors")
-        .and_then(|m| m.getattr(class))
-        .and_then(|c| c.call1((err.to_string(),)))
-    {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(import_failure) => import_failure,
-    }
+    py_error(py, class, err.to_string())
 }
 
 fn playback_full(timeout: Option<Duration>, what: &str) -> EngineError {
@@ -47,6 +40,18 @@ fn playback_full(timeout: Option<Duration>, what: &str) -> EngineError {
          pass a longer timeout, or raise playback_buffer_ms",
         timeout.unwrap_or_default().as_secs_f64()
     ))
+}
+
+/// An instance of a `duplex.errors` class with `msg`.
+fn py_error(py: Python<'_>, class: &str, msg: String) -> PyErr {
+    match py
+        .import("duplex.errors")
+        .and_then(|m| m.getattr(class))
+        .and_then(|c| c.call1((msg,)))
+    {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(import_failure) => import_failure,
+    }
 }
 
 fn timeout_from(seconds: Option<f64>) -> PyResult<Option<Duration>> {
@@ -61,9 +66,10 @@ fn timeout_from(seconds: Option<f64>) -> PyResult<Option<Duration>> {
 
 /// Copies 16-bit PCM from `bytes`, `bytearray` or a 1-D `numpy.int16` array.
 fn pcm_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i16>> {
+    let py = obj.py();
     let from_bytes = |b: &[u8]| -> PyResult<Vec<i16>> {
         if b.len() % 2 != 0 {
-            return Err(PyValueError::new_err(format!(
+            return Err(py_error(py, "InvalidInputError", format!(
                 "PCM must be whole 16-bit samples, but got {} bytes (an odd number); the data is \
                  truncated or not 16-bit little-endian PCM",
                 b.len()
@@ -82,25 +88,29 @@ fn pcm_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i16>> {
     if let Ok(arr) = obj.cast::<PyUntypedArray>() {
         let dtype = arr.dtype().to_string();
         if arr.ndim() != 1 {
-            return Err(PyValueError::new_err(format!(
+            return Err(py_error(py, "InvalidInputError", format!(
                 "PCM arrays must be 1-D (mono samples), got shape {:?}; take one channel or \
                  average them first",
                 arr.shape()
             )));
         }
         let Ok(typed) = arr.cast::<PyArray1<i16>>() else {
-            return Err(PyTypeError::new_err(format!(
-                "PCM arrays must have dtype int16, got {dtype}; for float audio in [-1, 1] use \
-                 (x * 32767).astype(numpy.int16)"
+            return Err(py_error(py, "PcmTypeError", format!(
+                "PCM arrays must have dtype int16, got {dtype}; convert integer audio with \
+                 x.astype(numpy.int16) and float audio in [-1, 1] with (x * 32767).astype(numpy.int16)"
             )));
         };
         let ro = typed.try_readonly()?;
         return Ok(ro.as_array().to_vec());
     }
-    Err(PyTypeError::new_err(format!(
-        "expected bytes, bytearray or a numpy.int16 array of PCM, got {}",
-        obj.get_type().name()?
-    )))
+    Err(py_error(
+        py,
+        "PcmTypeError",
+        format!(
+            "expected bytes, bytearray or a numpy.int16 array of PCM, got {}",
+            obj.get_type().name()?
+        ),
+    ))
 }
 
 fn selector(obj: Option<&Bound<'_, PyAny>>) -> PyResult<DeviceSelector> {
