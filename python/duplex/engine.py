@@ -270,6 +270,11 @@ class AudioEngine:
             self._read_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duplex-read")
         return await asyncio.get_running_loop().run_in_executor(self._read_pool, self._native.read, timeout)
 
+    def clear_capture(self) -> None:
+        """Drops captured audio that has not been read yet (for example after the user
+        muted the microphone, so stale audio is not sent)."""
+        self._native.clear_capture()
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """Capture chunks as they come, until the engine stops.
 

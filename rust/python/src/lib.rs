@@ -69,11 +69,15 @@ fn pcm_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i16>> {
     let py = obj.py();
     let from_bytes = |b: &[u8]| -> PyResult<Vec<i16>> {
         if b.len() % 2 != 0 {
-            return Err(py_error(py, "InvalidInputError", format!(
+            return Err(py_error(
+                py,
+                "InvalidInputError",
+                format!(
                 "PCM must be whole 16-bit samples, but got {} bytes (an odd number); the data is \
                  truncated or not 16-bit little-endian PCM",
                 b.len()
-            )));
+            ),
+            ));
         }
         Ok(b.chunks_exact(2)
             .map(|p| i16::from_le_bytes([p[0], p[1]]))
@@ -88,11 +92,15 @@ fn pcm_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i16>> {
     if let Ok(arr) = obj.cast::<PyUntypedArray>() {
         let dtype = arr.dtype().to_string();
         if arr.ndim() != 1 {
-            return Err(py_error(py, "InvalidInputError", format!(
-                "PCM arrays must be 1-D (mono samples), got shape {:?}; take one channel or \
+            return Err(py_error(
+                py,
+                "InvalidInputError",
+                format!(
+                    "PCM arrays must be 1-D (mono samples), got shape {:?}; take one channel or \
                  average them first",
-                arr.shape()
-            )));
+                    arr.shape()
+                ),
+            ));
         }
         let Ok(typed) = arr.cast::<PyArray1<i16>>() else {
             return Err(py_error(py, "PcmTypeError", format!(
@@ -228,14 +236,16 @@ impl PyEngine {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let slice = deadline.map_or(SIGNAL_CHECK, |d| {
-                d.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK)
+                d.saturating_duration_since(Instant::now())
+                    .min(SIGNAL_CHECK)
             });
             let engine = Arc::clone(&self.engine);
             let result = py.detach(|| step(&engine, slice));
             match result {
                 Ok(Some(v)) => return Ok(Some(v)),
                 Ok(None) => {}
-                Err(EngineError::PlaybackFull(_)) if deadline.is_none_or(|d| Instant::now() < d) => {}
+                Err(EngineError::PlaybackFull(_))
+                    if deadline.is_none_or(|d| Instant::now() < d) => {}
                 Err(e) => return Err(to_py_err(py, e)),
             }
             py.check_signals()?;
@@ -345,9 +355,14 @@ impl PyEngine {
     fn play(&self, py: Python<'_>, pcm: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<()> {
         let samples = pcm_from(pcm)?;
         let timeout = timeout_from(timeout)?;
-        match self.wait_loop(py, timeout, |e, slice| e.play(&samples, Some(slice)).map(Some))? {
+        match self.wait_loop(py, timeout, |e, slice| {
+            e.play(&samples, Some(slice)).map(Some)
+        })? {
             Some(()) => Ok(()),
-            None => Err(to_py_err(py, playback_full(timeout, "the chunk was not queued (nothing was lost)"))),
+            None => Err(to_py_err(
+                py,
+                playback_full(timeout, "the chunk was not queued (nothing was lost)"),
+            )),
         }
     }
 
@@ -357,7 +372,10 @@ impl PyEngine {
         let timeout = timeout_from(timeout)?;
         match self.wait_loop(py, timeout, |e, slice| e.end_turn(Some(slice)).map(Some))? {
             Some(()) => Ok(()),
-            None => Err(to_py_err(py, playback_full(timeout, "the turn's tail was not queued"))),
+            None => Err(to_py_err(
+                py,
+                playback_full(timeout, "the turn's tail was not queued"),
+            )),
         }
     }
 
@@ -374,7 +392,11 @@ impl PyEngine {
 
     /// The next capture chunk as little-endian bytes, or None on timeout.
     #[pyo3(signature = (timeout=None))]
-    fn read<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let timeout = timeout_from(timeout)?;
         let chunk = self.wait_loop(py, timeout, |e, slice| e.read(Some(slice)))?;
         Ok(chunk.map(|c| {
@@ -408,14 +430,42 @@ impl PyEngine {
             ($($field:ident),* $(,)?) => { $( d.set_item(stringify!($field), s.$field.clone())?; )* };
         }
         put!(
-            input_rate_hz, output_rate_hz, input_channels, output_channels, period_frames,
-            frames_captured, capture_overflows, capture_overflow_frames, chunks_read,
-            frames_played, frames_rendered, underruns, underrun_silence_ms, flushes, flushed_ms,
-            output_callbacks, input_callbacks, callback_p50_us, callback_p99_us, callback_max_us,
-            input_callback_p99_us, input_callback_max_us, jitter_p99_ms, jitter_max_ms,
-            input_jitter_p99_ms, input_jitter_max_ms, playback_buffered_ms, capture_buffered_ms,
-            input_rms_dbfs, input_peak_dbfs, output_rms_dbfs, output_peak_dbfs, device_errors,
-            last_device_error, turn_played_ms, turn_received_ms,
+            input_rate_hz,
+            output_rate_hz,
+            input_channels,
+            output_channels,
+            period_frames,
+            frames_captured,
+            capture_overflows,
+            capture_overflow_frames,
+            chunks_read,
+            frames_played,
+            frames_rendered,
+            underruns,
+            underrun_silence_ms,
+            flushes,
+            flushed_ms,
+            output_callbacks,
+            input_callbacks,
+            callback_p50_us,
+            callback_p99_us,
+            callback_max_us,
+            input_callback_p99_us,
+            input_callback_max_us,
+            jitter_p99_ms,
+            jitter_max_ms,
+            input_jitter_p99_ms,
+            input_jitter_max_ms,
+            playback_buffered_ms,
+            capture_buffered_ms,
+            input_rms_dbfs,
+            input_peak_dbfs,
+            output_rms_dbfs,
+            output_peak_dbfs,
+            device_errors,
+            last_device_error,
+            turn_played_ms,
+            turn_received_ms,
         );
         d.set_item("input_ended", self.engine.input_ended())?;
         Ok(d)
@@ -476,9 +526,9 @@ fn resample<'py>(
     from_hz: u32,
     to_hz: u32,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    let arr = samples.cast::<PyArray1<f32>>().map_err(|_| {
-        PyTypeError::new_err("resample() takes a 1-D numpy.float32 array")
-    })?;
+    let arr = samples
+        .cast::<PyArray1<f32>>()
+        .map_err(|_| PyTypeError::new_err("resample() takes a 1-D numpy.float32 array"))?;
     let input = arr.try_readonly()?.as_array().to_vec();
     let out = py
         .detach(|| duplex_engine::wav::resample_all(&input, from_hz, to_hz))

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Sets up everything duplex needs on a fresh Debian/Ubuntu machine, idempotently:
+#   - system packages (build tools, ALSA headers, espeak-ng for the demo's speech, and with
+#     --with-audio-server the PulseAudio null-sink stack the real-device tests use);
+#   - a virtual environment in .venv with duplex built from source (release) and its test
+#     dependencies.
+# Run from anywhere; it works in the repository that contains it.
+set -euo pipefail
+exec </dev/null
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+WITH_AUDIO_SERVER=0
+[ "${1:-}" = "--with-audio-server" ] && WITH_AUDIO_SERVER=1
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+PKGS=(pkg-config libasound2-dev gcc espeak-ng)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing system packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt=(timeout -k 10 900 apt-get -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends)
+  "${apt[@]}" install "${missing[@]}" >/dev/null 2>&1 \
+    || { timeout -k 10 600 apt-get -qq update >/dev/null && "${apt[@]}" install "${missing[@]}" >/dev/null; }
+fi
+if [ "$WITH_AUDIO_SERVER" = 1 ]; then
+  bash scripts/audio-server.sh install
+fi
+
+command -v cargo >/dev/null || { log "Rust is needed: install it with rustup (https://rustup.rs)"; exit 1; }
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv
+fi
+# Rebuild only when the sources changed since the last install.
+stamp=.venv/.duplex-build-stamp
+sources=$(find pyproject.toml Cargo.toml Cargo.lock rust python -type f -newer "$stamp" 2>/dev/null | head -1 || true)
+if [ ! -f "$stamp" ] || [ -n "$sources" ]; then
+  log "building duplex (release) into .venv; the first build takes a few minutes"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[test]"
+  touch "$stamp"
+fi
+log "ready: $(.venv/bin/python -c 'import duplex, numpy; print("duplex", "ok; numpy", numpy.__version__)')"

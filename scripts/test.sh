@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets everything up (scripts/setup.sh, with the PulseAudio test server) and runs every test:
+# the engine's cargo tests (no Python, no device), a smoke run of its benchmarks, and the
+# pytest suite (virtual device, bad input, and the real device path against a PulseAudio
+# null sink that the tests start and stop themselves). Exits non-zero on any failure.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+bash scripts/setup.sh --with-audio-server
+
+echo "== cargo test: engine unit and integration tests, benchmarks in smoke mode =="
+DUPLEX_BENCH_QUICK=1 cargo test -p duplex-engine --all-targets -q
+echo "== pytest =="
+.venv/bin/python -m pytest -q "$@"
