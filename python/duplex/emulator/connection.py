@@ -1,0 +1,470 @@
+"""One emulated Live session over one WebSocket connection.
+
+The receive loop parses every client frame as it arrives (VAD runs inline, so barge-in
+is detected within the frame that confirms speech), while each answer is sent by its own
+asyncio task, paced by the connection's :class:`~duplex.emulator.scenarios.Scenario`.
+Malformed input raises :class:`~duplex.emulator.protocol.ProtocolError` and closes the
+connection with 1007, as the service does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from . import protocol as p
+from .media import inspect_image
+from .records import Answer, AudioChunkRecord, Interruption, SentEvent, Session, Utterance, VideoFrameRecord
+from .scenarios import Scenario
+from .vad import EnergyVad, VadConfig
+from .voice import OUTPUT_RATE_HZ, Voice
+
+logger = logging.getLogger(__name__)
+
+INPUT_RATE_HZ = 16_000
+SETUP_TIMEOUT_S = 30.0
+
+
+class ResumableState:
+    """Session state that continues when a client reconnects with a resumption handle."""
+
+    def __init__(self, state_id: str) -> None:
+        self.id = state_id
+        self.turn_index = 0
+        self.connections = 0
+        self.audio_samples = 0
+
+
+class ResumptionRegistry:
+    """Issued resumption handles and the session state each one resumes (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._handles: dict[str, ResumableState] = {}
+        self._count = 0
+
+    def new_state(self) -> ResumableState:
+        """A fresh session state."""
+        with self._lock:
+            self._count += 1
+            return ResumableState(f"session-{self._count}")
+
+    def issue(self, state: ResumableState) -> str:
+        """A new handle for ``state``."""
+        handle = secrets.token_urlsafe(24)
+        with self._lock:
+            self._handles[handle] = state
+        return handle
+
+    def lookup(self, handle: str) -> ResumableState | None:
+        """The state a handle resumes, or None when it was never issued here."""
+        with self._lock:
+            return self._handles.get(handle)
+
+
+def _describe(message: dict[str, Any]) -> str:
+    """The kind of a server message for the records (``"audio"``, ``"turnComplete"``, ...)."""
+    kinds: list[str] = []
+    for key, value in message.items():
+        if key != "serverContent":
+            kinds.append(key)
+            continue
+        for sub in value:
+            if sub == "modelTurn":
+                parts = value[sub].get("parts", [])
+                kinds.append("audio" if parts and "inlineData" in parts[0] else "text")
+            else:
+                kinds.append(sub)
+    return "+".join(kinds)
+
+
+class Connection:
+    """Runs the Live protocol on one accepted WebSocket.
+
+    Args:
+        ws: the accepted connection.
+        record: where observations go.
+        scenario: behaviour of this session.
+        voice: the answer voice.
+        registry: resumption handles shared by all connections of the emulator.
+        accepted_input_rates: sample rates accepted in ``audio/pcm;rate=N``.
+    """
+
+    def __init__(self, ws: ServerConnection, record: Session, scenario: Scenario, voice: Voice,
+                 registry: ResumptionRegistry, accepted_input_rates: tuple[int, ...] = (INPUT_RATE_HZ,)) -> None:
+        self.ws = ws
+        self.record = record
+        self.scenario = scenario
+        self.voice = voice
+        self.registry = registry
+        self.accepted_input_rates = accepted_input_rates
+        self.setup: p.SetupRequest | None = None
+        self.state: ResumableState | None = None
+        self._send_lock = asyncio.Lock()
+        self._vad: EnergyVad | None = None
+        self._speech_started_at: float | None = None
+        self._speech_start_pos = 0
+        self._activity_open_at: float | None = None
+        self._activity_samples = 0
+        self._answer_task: asyncio.Task[None] | None = None
+        self._answer: Answer | None = None  # the answer in progress (until its turn ends)
+        self._answers_done = 0
+        self._timers: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._close_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serves the connection until either side closes it."""
+        try:
+            try:
+                first = await asyncio.wait_for(self.ws.recv(), SETUP_TIMEOUT_S)
+            except asyncio.TimeoutError:  # not the builtin before Python 3.11
+                raise p.ProtocolError("No setup message received.") from None
+            await self._handle_setup(first)
+            async for raw in self.ws:
+                await self._handle_frame(raw)
+        except p.ProtocolError as exc:
+            self.request_close(exc.code, exc.reason)
+        except ConnectionClosed:
+            pass
+        except Exception:  # an emulator bug: fail the way the service does, not by hanging
+            logger.exception("session %d failed", self.record.index)
+            self.request_close(1011, "Internal error encountered.")
+        finally:
+            if self._close_task is None:
+                await self._cancel_tasks()
+            else:
+                await asyncio.gather(self._close_task, return_exceptions=True)
+            await self.ws.wait_closed()
+            self._record_close()
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Closes the connection with ``code`` from a task of its own (first call wins)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._close_task = asyncio.create_task(self._do_close(code, p.truncate_reason(reason)))
+
+    async def _do_close(self, code: int, reason: str) -> None:
+        await self._cancel_tasks()
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.close(code, reason)
+
+    async def _cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in [self._answer_task, *self._timers] if t is not None and t is not current]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _record_close(self) -> None:
+        proto = self.ws.protocol
+        if proto.close_sent is not None and not proto.close_rcvd_then_sent:
+            frame, by = proto.close_sent, "server"
+        else:
+            frame, by = proto.close_rcvd, "client"
+        code, reason = (frame.code, frame.reason) if frame is not None else (1006, "")
+        self.record._set(close=(code, reason, by, time.monotonic()))
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        data = p.encode_server_message(message)
+        async with self._send_lock:
+            await self.ws.send(data)  # bytes → a binary frame, like the real service
+        self.record._add("_events", SentEvent(time.monotonic(), _describe(message), len(data)))
+
+    # -- setup -----------------------------------------------------------------------------
+
+    async def _handle_setup(self, raw: str | bytes) -> None:
+        kind, body = p.parse_client_frame(raw)
+        if kind != "setup":
+            raise p.ProtocolError(f"The first message must be setup, got {p.to_snake(kind)}.")
+        setup = p.parse_setup(body)
+        self.record._set(setup=body, model=setup.model)
+        self.record._add("_client_messages", (time.monotonic(), "setup"))
+        if setup.resumption_handle:
+            state = self.registry.lookup(setup.resumption_handle)
+            if state is None:
+                raise p.ProtocolError("Invalid session resumption handle (not issued by this emulator).")
+            self.record._set(resumed_with=setup.resumption_handle)
+        else:
+            state = self.registry.new_state()
+        state.connections += 1
+        self.state, self.setup = state, setup
+        self.record._set(state_id=state.id, turn_index_at_start=state.turn_index)
+        sc = self.scenario
+        base = VadConfig(threshold_dbfs=sc.vad_threshold_dbfs, start_ms=sc.vad_start_ms, end_ms=sc.vad_end_ms)
+        vad = setup.vad
+        if vad.automatic:
+            self._vad = EnergyVad(base.with_setup(vad.prefix_padding_ms, vad.silence_duration_ms,
+                                                  vad.start_sensitivity))
+        await self._send(p.msg_setup_complete())
+        await self._send_resumption(resumable=True)
+        self._timers.append(asyncio.create_task(self._lifetime()))
+        if sc.close_after_s is not None:
+            self._timers.append(asyncio.create_task(self._close_later(sc.close_after_s)))
+
+    async def _send_resumption(self, resumable: bool) -> None:
+        if self.setup is None or not self.setup.resumption_enabled or self._closing:
+            return
+        handle = self.registry.issue(self.state) if resumable else ""  # type: ignore[arg-type]
+        if handle:
+            self.record._add("_handles_issued", handle)
+        await self._send(p.msg_resumption_update(handle, resumable))
+
+    async def _lifetime(self) -> None:
+        sc = self.scenario
+        await asyncio.sleep(sc.go_away_at_s)
+        await self._send(p.msg_go_away(sc.connection_lifetime_s - sc.go_away_at_s))
+        await asyncio.sleep(max(0.0, sc.close_at_s - sc.go_away_at_s))
+        self.request_close(sc.expiry_close_code, sc.expiry_close_reason)
+
+    async def _close_later(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        self.request_close(self.scenario.close_code or 1011, self.scenario.close_reason)
+
+    # -- client frames ---------------------------------------------------------------------
+
+    async def _handle_frame(self, raw: str | bytes) -> None:
+        now = time.monotonic()
+        kind, body = p.parse_client_frame(raw)
+        if kind == "setup":
+            raise p.ProtocolError("setup may only be sent once, as the first message.")
+        if kind == "realtimeInput":
+            for item_kind, value in p.parse_realtime_input(body):
+                self.record._add("_client_messages", (now, item_kind))
+                await self._realtime(item_kind, value, now)
+        elif kind == "clientContent":
+            content = p.parse_client_content(body)
+            self.record._add("_client_messages", (now, "clientContent"))
+            if content.turn_complete:
+                text = " ".join(content.texts).strip()
+                await self._user_turn("client_content", now, text=text or "(an empty turn)")
+        elif kind == "toolResponse":
+            p.check_fields(body, ("functionResponses",), "tool_response")
+            if not isinstance(p.get_field(body, "functionResponses", "tool_response", []), list):
+                raise p.ProtocolError("Invalid value at 'tool_response.function_responses', expected a list.")
+            self.record._add("_client_messages", (now, "toolResponse"))  # no tool calls are made: ignored
+        else:  # contextUpdate: accepted and ignored
+            if not isinstance(body, dict):
+                raise p.ProtocolError("Invalid JSON payload received. 'contextUpdate' must be an object.")
+            self.record._add("_client_messages", (now, "contextUpdate"))
+
+    async def _realtime(self, kind: str, value: Any, now: float) -> None:
+        assert self.setup is not None
+        if kind == "audio":
+            await self._audio(value, now)
+        elif kind == "video":
+            self._video(value, now)
+        elif kind == "mediaChunks":
+            # Deprecated field; the service uses only the first chunk.
+            if value:
+                blob = value[0]
+                if blob.base_type.startswith("audio/"):
+                    await self._audio(blob, now)
+                elif blob.base_type.startswith("image/"):
+                    self._video(blob, now)
+                else:
+                    raise p.ProtocolError(f"Unsupported media chunk mime type {blob.mime_type!r}.")
+        elif kind == "text":
+            await self._user_turn("text", now, text=value)
+        elif kind == "activityStart":
+            if self._vad is not None:
+                raise p.ProtocolError("activityStart is only allowed when automatic activity detection is disabled.")
+            if self._activity_open_at is not None:
+                raise p.ProtocolError("activityStart sent twice without activityEnd.")
+            self._activity_open_at, self._activity_samples = now, 0
+            await self._barge_in("activityStart", now)
+        elif kind == "activityEnd":
+            if self._vad is not None:
+                raise p.ProtocolError("activityEnd is only allowed when automatic activity detection is disabled.")
+            if self._activity_open_at is None:
+                raise p.ProtocolError("activityEnd without a preceding activityStart.")
+            started, self._activity_open_at = self._activity_open_at, None
+            await self._user_turn("manual", now, started_at=started,
+                                  speech_s=self._activity_samples / INPUT_RATE_HZ)
+        elif kind == "audioStreamEnd" and self._vad is not None:
+            event = self._vad.force_end()
+            if event is not None:
+                await self._speech_end(event.position, now)
+
+    async def _audio(self, blob: p.Blob, now: float) -> None:
+        if blob.base_type != "audio/pcm":
+            raise p.ProtocolError(f"Unsupported audio mime type {blob.mime_type!r}; use audio/pcm;rate=16000.")
+        try:
+            rate = int(blob.params.get("rate", str(INPUT_RATE_HZ)))
+        except ValueError:
+            raise p.ProtocolError(f"Invalid audio mime type {blob.mime_type!r}: bad rate.") from None
+        if rate not in self.accepted_input_rates:
+            raise p.ProtocolError(f"Unsupported input sample rate {rate} Hz in {blob.mime_type!r}; "
+                                  f"send 16-bit PCM at {INPUT_RATE_HZ} Hz.")
+        if len(blob.data) % 2:
+            raise p.ProtocolError(f"Audio blob of {len(blob.data)} bytes is not whole 16-bit samples.")
+        samples = np.frombuffer(blob.data, dtype="<i2")
+        self.record._add("_audio", AudioChunkRecord(now, len(blob.data), samples.size, rate, blob.mime_type))
+        assert self.state is not None
+        self.state.audio_samples += samples.size
+        if self._vad is None:
+            if self._activity_open_at is not None:
+                self._activity_samples += samples.size
+            return
+        for event in self._vad.feed(samples):
+            if event.kind == "start":
+                self._speech_started_at, self._speech_start_pos = now, event.position
+                await self._barge_in("vad", now)
+            else:
+                await self._speech_end(event.position, now)
+
+    def _video(self, blob: p.Blob, now: float) -> None:
+        if not blob.base_type.startswith("image/"):
+            raise p.ProtocolError(f"Unsupported video mime type {blob.mime_type!r}; send image/jpeg frames.")
+        info = inspect_image(blob.data, blob.base_type)
+        self.record._add("_video", VideoFrameRecord(now, blob.mime_type, len(blob.data), info.width, info.height,
+                                                    info.valid, info.decoder, info.error))
+
+    async def _speech_end(self, end_position: int, now: float) -> None:
+        speech_s = max(0, end_position - self._speech_start_pos) / INPUT_RATE_HZ
+        await self._user_turn("vad", now, started_at=self._speech_started_at, speech_s=speech_s)
+        self._speech_started_at = None
+
+    # -- turns -----------------------------------------------------------------------------
+
+    async def _barge_in(self, cause: str, detected_at: float) -> None:
+        """Cuts the answer in progress (if any and if the session allows barge-in)."""
+        answer, task = self._answer, self._answer_task
+        if answer is None or task is None or not self.setup or not self.setup.vad.barge_in:
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        self._answer = None
+        answer.interrupted_at = time.monotonic()
+        await self._send(p.msg_server_flag("interrupted"))
+        self.record._add("_interruptions", Interruption(time.monotonic(), answer.turn_index, cause, detected_at,
+                                                        answer.audio_sent_s))
+        await self._send(p.msg_server_flag("turnComplete"))
+        answer.turn_complete_at = time.monotonic()
+        await self._send_resumption(resumable=True)
+
+    async def _user_turn(self, source: str, now: float, *, started_at: float | None = None,
+                         speech_s: float = 0.0, text: str | None = None) -> None:
+        """Records a finished user turn and starts its answer."""
+        self.record._add("_utterances", Utterance(source, started_at, now, speech_s, text))
+        if source in ("text", "client_content"):
+            await self._barge_in(source, now)  # new text input cuts the current answer
+        sc = self.scenario
+        if text is None:
+            reply = sc.reply_template.format(seconds=speech_s)
+            heard = sc.input_transcription_template.format(seconds=speech_s)
+        else:
+            reply = sc.text_reply_template.format(text=text[:300])
+            heard = None  # text input is not transcribed
+        assert self.state is not None
+        answer = Answer(turn_index=self.state.turn_index, trigger=source, reply_text=reply, trigger_at=now,
+                        started_at=time.monotonic())
+        self.state.turn_index += 1
+        self.record._add("_answers", answer)
+        prior = self._answer_task if self._answer is not None else None  # NO_INTERRUPTION: queue
+        self._answer = answer
+        self._answer_task = asyncio.create_task(self._run_answer(answer, prior, heard, speech_s))
+
+    async def _run_answer(self, answer: Answer, prior: asyncio.Task[None] | None, heard: str | None,
+                          speech_s: float) -> None:
+        try:
+            if prior is not None:
+                await asyncio.gather(prior, return_exceptions=True)
+                self._answer = answer
+            await self._send_answer(answer, heard, speech_s)
+        except ConnectionClosed:
+            return
+        except Exception as exc:  # a bug or a failing synthesizer: report it the service's way
+            logger.exception("answer %d failed", answer.turn_index)
+            self.request_close(1011, f"Internal error encountered. ({type(exc).__name__})")
+            return
+        if self._answer is answer:
+            self._answer = None
+        self._answers_done += 1
+        await self._send_resumption(resumable=True)
+        sc = self.scenario
+        if sc.close_code is not None and sc.close_after_answers and self._answers_done >= sc.close_after_answers:
+            self.request_close(sc.close_code, sc.close_reason)
+
+    async def _send_answer(self, answer: Answer, heard: str | None, speech_s: float) -> None:
+        assert self.setup is not None
+        sc, setup = self.scenario, self.setup
+        await self._send_resumption(resumable=False)
+        if heard and setup.input_transcription:
+            await self._send(p.msg_input_transcription(heard))
+        if setup.response_modalities == ("TEXT",):
+            await self._sleep_until(answer.trigger_at + sc.answer_delay_ms / 1000)
+            words = answer.reply_text.split()
+            for i in range(0, len(words), 4):
+                fragment = (" " if i else "") + " ".join(words[i : i + 4])
+                await self._send(p.msg_text(fragment))
+                answer.first_audio_at = answer.first_audio_at or time.monotonic()
+            await self._finish(answer, speech_s, premature=False)
+            return
+        spoken = await asyncio.to_thread(self.voice.speak, answer.reply_text)
+        answer.voice_engine, answer.audio_total_s = spoken.engine, spoken.duration_s
+        await self._sleep_until(answer.trigger_at + sc.answer_delay_ms / 1000)
+        chunk = OUTPUT_RATE_HZ * sc.chunk_ms // 1000
+        pcm = spoken.pcm.astype("<i2")
+        n_chunks = max(1, math.ceil(pcm.size / chunk))
+        words = answer.reply_text.split()
+        lengths = np.cumsum([len(w) + 1 for w in words]) if words else np.zeros(0)
+        word_due = (np.concatenate([[0], lengths[:-1]]) / max(1, lengths[-1] if words else 1)) * spoken.duration_s
+        next_word = 0
+        premature_at = (min(n_chunks - 1, math.ceil(n_chunks * sc.premature_turn_complete_fraction))
+                        if sc.premature_turn_complete_fraction else None)
+        t0 = time.monotonic()
+        for i in range(n_chunks):
+            await self._sleep_until(t0 + sc.send_offset_s(i * chunk / OUTPUT_RATE_HZ))
+            if i == premature_at:
+                await self._send(p.msg_server_flag("turnComplete"))
+                answer.turn_complete_at, answer.premature_turn_complete = time.monotonic(), True
+            data = pcm[i * chunk : (i + 1) * chunk].tobytes()
+            await self._send(p.msg_audio(data, OUTPUT_RATE_HZ))
+            answer.chunks_sent += 1
+            answer.chunk_bytes.append(len(data))
+            answer.audio_sent_s += len(data) / 2 / OUTPUT_RATE_HZ
+            if answer.first_audio_at is None:
+                answer.first_audio_at = time.monotonic()
+            if setup.output_transcription:
+                sent_until = answer.audio_sent_s
+                first = next_word
+                while next_word < len(words) and word_due[next_word] <= sent_until:
+                    next_word += 1
+                if next_word > first:
+                    text = " ".join(words[first:next_word])
+                    await self._send(p.msg_output_transcription((" " if first else "") + text))
+        if setup.output_transcription and next_word < len(words):
+            await self._send(p.msg_output_transcription((" " if next_word else "") + " ".join(words[next_word:])))
+        await self._finish(answer, speech_s, premature=premature_at is not None, t0=t0)
+
+    async def _finish(self, answer: Answer, speech_s: float, premature: bool, t0: float | None = None) -> None:
+        await self._send(p.msg_server_flag("generationComplete"))
+        answer.generation_complete_at = time.monotonic()
+        if premature:
+            return  # turnComplete already went out before the audio ended
+        if t0 is not None:
+            await self._sleep_until(t0 + self.scenario.playout_s(answer.audio_total_s))
+        prompt_tokens = round(25 * speech_s) if speech_s else max(1, len(answer.reply_text) // 4)
+        await self._send(p.msg_usage(prompt_tokens, max(1, round(25 * answer.audio_sent_s))))
+        await self._send(p.msg_server_flag("turnComplete"))
+        answer.turn_complete_at = time.monotonic()
+
+    @staticmethod
+    async def _sleep_until(deadline: float) -> None:
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
