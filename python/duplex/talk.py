@@ -1,0 +1,232 @@
+"""``duplex talk``: a spoken conversation from the command line.
+
+Talks to the real Gemini Live API when ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY`` is set (the
+SDK also honours ``GOOGLE_GEMINI_BASE_URL`` and ``SSL_CERT_FILE``), otherwise to the local
+emulator, and says which. Audio runs on real devices, or on the virtual device when a WAV
+input or output is given. A status line shows the transcript, levels, buffer health and
+underruns; Ctrl-C ends cleanly and the output WAV is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .devices import VirtualDevice
+from .engine import AudioEngine, Stats
+from .errors import DuplexError
+from .live import DEFAULT_MODEL, LiveConfig, LiveConversation, LiveEvent, LiveSessionError
+
+
+class TalkError(DuplexError):
+    """A user error of ``duplex talk`` (printed as one line)."""
+
+
+@dataclass
+class TalkOptions:
+    """What ``duplex talk`` was asked to do."""
+
+    model: str = DEFAULT_MODEL
+    voice: str | None = None
+    video: str = "none"
+    video_fps: float = 1.0
+    media_resolution: str | None = None
+    input_device: Any = None
+    output_device: Any = None
+    input_wav: Path | None = None
+    output_wav: Path | None = None
+    duration: float | None = None
+    emulator: bool | None = None  # None: only when there is no API key
+    scenario: str | None = None
+    system_instruction: str | None = None
+    prebuffer_ms: int = 200
+    quiet: bool = False
+
+
+@dataclass
+class TalkResult:
+    """What a conversation produced."""
+
+    service: str
+    transcript: list[tuple[str, str]]
+    stats: Stats
+    events: list[LiveEvent] = field(default_factory=list)
+    chunks_sent: int = 0
+    frames_sent: int = 0
+
+
+def api_key() -> str | None:
+    """The Gemini API key from the environment, if any."""
+    return os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
+
+
+def _make_engine(opts: TalkOptions) -> AudioEngine:
+    if opts.input_wav is not None or opts.output_wav is not None:
+        if opts.input_wav is not None and not Path(opts.input_wav).is_file():
+            raise TalkError(f"--input-wav {opts.input_wav}: no such file")
+        device = VirtualDevice(
+            input=opts.input_wav,
+            output=opts.output_wav if opts.output_wav is not None else None,
+            speed=1.0,
+        )
+        return AudioEngine(backend=device, prebuffer_ms=opts.prebuffer_ms)
+    return AudioEngine(opts.input_device, opts.output_device, prebuffer_ms=opts.prebuffer_ms)
+
+
+def _make_video(opts: TalkOptions) -> Any:
+    if opts.video in (None, "", "none"):
+        return None
+    from .video import VideoSourceError, VideoStreamer, open_source
+
+    try:
+        source = open_source(opts.video)
+    except (VideoSourceError, ValueError, OSError) as exc:
+        raise TalkError(f"--video {opts.video}: {exc}") from exc
+    return VideoStreamer(source, fps=opts.video_fps)
+
+
+class StatusLine:
+    """Prints transcript lines as they complete and, on a terminal, one live status line."""
+
+    def __init__(self, out: TextIO, quiet: bool = False) -> None:
+        self.out = out
+        self.quiet = quiet
+        self.tty = out.isatty()
+        self.model_text = ""
+        self.last_status = ""
+
+    def line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            self.out.write("\r\x1b[2K")
+        self.out.write(text + "\n")
+        if self.tty and self.last_status:
+            self.out.write(self.last_status)
+        self.out.flush()
+
+    def status(self, stats: dict[str, Any], state: str) -> None:
+        if self.quiet or not self.tty:
+            return
+        self.last_status = (
+            f"[{state}] mic {stats['input_rms_dbfs']:6.1f} dBFS  out {stats['output_rms_dbfs']:6.1f} dBFS  "
+            f"buffer {stats['playback_buffered_ms']:5.0f} ms  underruns {stats['underruns']}  "
+            f"{self.model_text[-40:]}"
+        )
+        self.out.write("\r\x1b[2K" + self.last_status)
+        self.out.flush()
+
+    def event(self, ev: LiveEvent) -> None:
+        kind = ev.kind
+        if kind == "output_transcript":
+            self.model_text += ev.text
+        elif kind == "input_transcript":
+            self.line(f"you:    {ev.text}")
+        elif kind == "turn_complete":
+            if self.model_text.strip():
+                self.line(f"model:  {self.model_text.strip()}")
+            self.model_text = ""
+        elif kind == "interrupted":
+            heard = ev.text.strip() or "(nothing yet)"
+            self.line(f"model:  {heard} ... [interrupted after {ev.data['heard_ms']:.0f} ms heard]")
+            self.model_text = ""
+        elif kind == "connected":
+            self.line(f"-- connected ({ev.text})")
+        elif kind in ("reconnecting", "go_away", "error", "video_error", "video_ended", "video_opened"):
+            self.line(f"-- {kind.replace('_', ' ')}: {ev.text}")
+
+
+async def _watch_wav_input(engine: AudioEngine, conv: LiveConversation, last_activity: list[float]) -> None:
+    """With a WAV as the microphone: end once it has played and the model has finished."""
+    while True:
+        await asyncio.sleep(0.2)
+        s = engine.stats()
+        idle_for = time.monotonic() - last_activity[0]
+        if s.input_ended and s.playback_buffered_ms == 0 and idle_for > 2.5:
+            conv.stop()
+            return
+
+
+async def talk(opts: TalkOptions, out: TextIO = sys.stdout) -> TalkResult:
+    """Runs one conversation as ``duplex talk`` does; raises TalkError or LiveSessionError."""
+    display = StatusLine(out, opts.quiet)
+    use_emulator = opts.emulator if opts.emulator is not None else api_key() is None
+    if not use_emulator and api_key() is None:
+        raise TalkError(
+            "no API key: set GEMINI_API_KEY (or GOOGLE_API_KEY), or leave out --no-emulator to "
+            "talk to the local emulator"
+        )
+    engine = _make_engine(opts)
+    video = _make_video(opts)
+    emulator_thread = None
+    try:
+        if use_emulator:
+            from .emulator import LiveEmulator
+
+            emulator_thread = LiveEmulator(scenario=opts.scenario).run_in_thread()
+            client = emulator_thread.make_client()
+            service = f"the local Live API emulator at {emulator_thread.base_url} (no API key set)"
+        else:
+            from google import genai
+
+            client = genai.Client(api_key=api_key(), http_options={"api_version": "v1beta"})
+            base = os.environ.get("GOOGLE_GEMINI_BASE_URL", "generativelanguage.googleapis.com")
+            service = f"the Gemini Live API at {base}"
+        display.line(f"duplex: talking to {service}, model {opts.model}")
+        config = LiveConfig(model=opts.model, voice=opts.voice, media_resolution=opts.media_resolution,
+                            system_instruction=opts.system_instruction)
+        engine.start()
+        if video is not None:
+            await video.__aenter__()
+        conv = LiveConversation(engine, client, config, video=video)
+        events: list[LiveEvent] = []
+        last_activity = [time.monotonic()]
+
+        async def show() -> None:
+            async for ev in conv.events():
+                events.append(ev)
+                if ev.kind in ("output_transcript", "turn_complete", "interrupted", "input_transcript"):
+                    last_activity[0] = time.monotonic()
+                if ev.kind == "stats":
+                    if ev.data["playback_buffered_ms"] > 0:
+                        last_activity[0] = time.monotonic()
+                    display.status(ev.data, "talking" if ev.data["playback_buffered_ms"] else "listening")
+                else:
+                    display.event(ev)
+
+        shower = asyncio.create_task(show())
+        watcher = (asyncio.create_task(_watch_wav_input(engine, conv, last_activity))
+                   if opts.input_wav is not None else None)
+        try:
+            await conv.run(opts.duration)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(shower, 2.0)
+        display.line("")
+        return TalkResult(service=service, transcript=list(conv.transcript), stats=engine.stats(),
+                          events=events, chunks_sent=conv.chunks_sent, frames_sent=conv.frames_sent)
+    finally:
+        if video is not None:
+            await video.aclose()
+        engine.close()  # finishes the output WAV
+        if emulator_thread is not None:
+            emulator_thread.stop()
+
+
+def print_summary(result: TalkResult, out: TextIO = sys.stdout) -> None:
+    """The transcript and the stats, for the end of a run."""
+    out.write("transcript\n")
+    for role, text in result.transcript:
+        out.write(f"  {role:<6} {text}\n")
+    if not result.transcript:
+        out.write("  (empty)\n")
+    out.write(f"\nsent {result.chunks_sent} audio chunks and {result.frames_sent} video frames\n")
+    out.write(result.stats.summary() + "\n")
