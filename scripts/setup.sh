@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything duplex needs on a fresh Debian/Ubuntu machine, idempotently:
-#   - system packages (build tools, ALSA headers, espeak-ng for the demo's speech, and with
-#     --with-audio-server the PulseAudio null-sink stack the real-device tests use);
+#   - system packages (build tools, ALSA headers, espeak-ng for spoken test audio, and with
+#     --for-tests the PulseAudio null-sink stack the real-device tests use and Xvfb for the
+#     screen-capture test);
 #   - a virtual environment in .venv with duplex built from source (release) and its test
 #     dependencies.
 # Run from anywhere; it works in the repository that contains it.
@@ -10,12 +11,13 @@ exec </dev/null
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-WITH_AUDIO_SERVER=0
-[ "${1:-}" = "--with-audio-server" ] && WITH_AUDIO_SERVER=1
+FOR_TESTS=0
+[ "${1:-}" = "--for-tests" ] && FOR_TESTS=1
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 PKGS=(pkg-config libasound2-dev gcc espeak-ng)
+[ "$FOR_TESTS" = 1 ] && PKGS+=(xvfb)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
@@ -31,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${apt[@]}" install "${missing[@]}" >/dev/null 2>&1 \
     || { timeout -k 10 600 apt-get -qq update >/dev/null && "${apt[@]}" install "${missing[@]}" >/dev/null; }
 fi
-if [ "$WITH_AUDIO_SERVER" = 1 ]; then
+if [ "$FOR_TESTS" = 1 ]; then
   bash scripts/audio-server.sh install
 fi
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh, with the PulseAudio test server) and runs every test:
 # the engine's cargo tests (no Python, no device), a smoke run of its benchmarks, and the
-# pytest suite (virtual device, bad input, and the real device path against a PulseAudio
-# null sink that the tests start and stop themselves). Exits non-zero on any failure.
+# pytest suite (virtual device, bad input, the real device path against a PulseAudio null
+# sink that the tests start and stop themselves, video framing, the Live API emulator through
+# the real google-genai SDK, and whole conversations). Exits non-zero on any failure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-bash scripts/setup.sh --with-audio-server
+bash scripts/setup.sh --for-tests
 
 echo "== cargo test: engine unit and integration tests, benchmarks in smoke mode =="
 DUPLEX_BENCH_QUICK=1 cargo test -p duplex-engine --all-targets -q

@@ -51,7 +51,9 @@ class Stats:
     Frame counts are at the device rate; ``*_ms`` are milliseconds, ``*_us`` microseconds,
     ``*_dbfs`` decibels relative to full scale (-120 for digital silence). Callback timing is
     of the output callback unless the name says ``input``; jitter is the distance of each
-    callback interval from the nominal period.
+    callback interval from the nominal period. ``period_frames`` is what the device really
+    delivers per callback once it runs. ``device_errors`` counts error episodes (a burst of
+    callbacks within 100 ms is one); ``device_error_callbacks`` counts every one.
     """
 
     input_rate_hz: int
@@ -87,6 +89,7 @@ class Stats:
     output_rms_dbfs: float
     output_peak_dbfs: float
     device_errors: int
+    device_error_callbacks: int
     last_device_error: str
     turn_played_ms: float
     turn_received_ms: float

@@ -312,7 +312,8 @@ class Connection:
         if len(blob.data) % 2:
             raise p.ProtocolError(f"Audio blob of {len(blob.data)} bytes is not whole 16-bit samples.")
         samples = np.frombuffer(blob.data, dtype="<i2")
-        self.record._add("_audio", AudioChunkRecord(now, len(blob.data), samples.size, rate, blob.mime_type))
+        self.record._add("_audio", AudioChunkRecord(now, len(blob.data), samples.size, rate, blob.mime_type,
+                                                         bytes(blob.data)))
         assert self.state is not None
         self.state.audio_samples += samples.size
         if self._vad is None:

@@ -22,6 +22,8 @@ class AudioChunkRecord:
     samples: int
     rate_hz: int
     mime_type: str
+    #: The PCM itself (16-bit little-endian), so tests can compare it with what was captured.
+    pcm: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)

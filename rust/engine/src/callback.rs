@@ -47,6 +47,9 @@ impl TimingProbe {
         self.last_start = Some(now);
         self.last_frames = frames;
         timing.callbacks.fetch_add(1, Relaxed);
+        timing
+            .last_frames
+            .store(u32::try_from(frames).unwrap_or(u32::MAX), Relaxed);
         now
     }
 }

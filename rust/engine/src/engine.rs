@@ -574,7 +574,14 @@ impl Engine {
             output_rate_hz: params.output_rate,
             input_channels: params.input_channels,
             output_channels: params.output_channels,
-            period_frames: params.period_frames,
+            // The period the device really delivers, once it has run; else the one asked for.
+            period_frames: match s.output_timing.last_frames.load(Relaxed) {
+                0 => match s.input_timing.last_frames.load(Relaxed) {
+                    0 => params.period_frames,
+                    n => n,
+                },
+                n => n,
+            },
             frames_captured: s.frames_captured.load(Relaxed),
             capture_overflows: s.capture_overflows.load(Relaxed),
             capture_overflow_frames: s.capture_overflow_frames.load(Relaxed),
@@ -603,6 +610,7 @@ impl Engine {
             output_rms_dbfs: to_dbfs(s.output_rms.load()),
             output_peak_dbfs: to_dbfs(s.output_peak.load()),
             device_errors: s.device_errors.load(Relaxed),
+            device_error_callbacks: s.device_error_callbacks.load(Relaxed),
             last_device_error: device_error_name(s.last_device_error.load(Relaxed)).to_string(),
             turn_played_ms: turn.heard_ms(),
             turn_received_ms: turn.received_ms(),

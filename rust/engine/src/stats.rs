@@ -118,6 +118,9 @@ pub struct CallbackTiming {
     pub interval_jitter: Histogram,
     /// Number of callbacks.
     pub callbacks: AtomicU64,
+    /// Frames in the last callback: the period the device really uses, which may differ from
+    /// the one requested (PulseAudio's ALSA plugin turns 480 into 320).
+    pub last_frames: AtomicU32,
 }
 
 /// Everything the callbacks count, shared with the rest of the engine through an `Arc`.
@@ -143,8 +146,12 @@ pub struct SharedStats {
     pub flushes: AtomicU64,
     /// Frames of queued audio discarded by flushes.
     pub flushed_frames: AtomicU64,
-    /// Errors the device backend reported (xruns, device loss, ...).
+    /// Device error episodes: errors the backend reported (xruns, device loss, ...), with a
+    /// burst of errors less than 100 ms apart counted once.
     pub device_errors: AtomicU64,
+    /// Every error callback, bursts included (a backend can report one fault thousands of
+    /// times in a few milliseconds).
+    pub device_error_callbacks: AtomicU64,
     /// Code of the last device error (see `DeviceErrorKind`), 0 = none.
     pub last_device_error: AtomicU32,
     /// Input level of the last period, linear RMS.
@@ -201,6 +208,7 @@ pub struct Stats {
     pub output_rms_dbfs: f32,
     pub output_peak_dbfs: f32,
     pub device_errors: u64,
+    pub device_error_callbacks: u64,
     pub last_device_error: String,
     pub turn_played_ms: f64,
     pub turn_received_ms: f64,

@@ -463,6 +463,7 @@ impl PyEngine {
             output_rms_dbfs,
             output_peak_dbfs,
             device_errors,
+            device_error_callbacks,
             last_device_error,
             turn_played_ms,
             turn_received_ms,
