@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -111,6 +112,14 @@ class StatusLine:
             self.out.write(self.last_status)
         self.out.flush()
 
+    def finish(self) -> None:
+        """Clears the status line for good, so the summary starts on a clean line."""
+        if self.tty and not self.quiet:
+            self.out.write("\r\x1b[2K")
+            self.out.flush()
+        self.last_status = ""
+        self.quiet = True
+
     def status(self, stats: dict[str, Any], state: str) -> None:
         if self.quiet or not self.tty:
             return
@@ -140,6 +149,20 @@ class StatusLine:
             self.line(f"-- connected ({ev.text})")
         elif kind in ("reconnecting", "go_away", "error", "video_error", "video_ended", "video_opened"):
             self.line(f"-- {kind.replace('_', ' ')}: {ev.text}")
+
+
+def _stop_on_ctrl_c(conv: LiveConversation, display: StatusLine) -> None:
+    """The first Ctrl-C ends the conversation cleanly (transcript, stats, a complete WAV);
+    a second one interrupts at once."""
+    loop = asyncio.get_running_loop()
+
+    def first_ctrl_c() -> None:
+        display.line("-- stopping (Ctrl-C again to quit at once)")
+        conv.stop()
+        loop.remove_signal_handler(signal.SIGINT)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGINT, first_ctrl_c)
 
 
 async def _watch_wav_input(engine: AudioEngine, conv: LiveConversation, last_activity: list[float]) -> None:
@@ -201,16 +224,19 @@ async def talk(opts: TalkOptions, out: TextIO = sys.stdout) -> TalkResult:
                     display.event(ev)
 
         shower = asyncio.create_task(show())
+        _stop_on_ctrl_c(conv, display)
         watcher = (asyncio.create_task(_watch_wav_input(engine, conv, last_activity))
                    if opts.input_wav is not None else None)
         try:
             await conv.run(opts.duration)
         finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
             if watcher is not None:
                 watcher.cancel()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(shower, 2.0)
-        display.line("")
+        display.finish()
         return TalkResult(service=service, transcript=list(conv.transcript), stats=engine.stats(),
                           events=events, chunks_sent=conv.chunks_sent, frames_sent=conv.frames_sent)
     finally:
