@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything duplex needs on a fresh Debian/Ubuntu machine, idempotently:
-#   - system packages (build tools, ALSA headers, espeak-ng for spoken test audio, and with
+#   - system packages (build tools, ALSA headers, espeak-ng for spoken test audio, PortAudio
+#     for the benchmarks' pure-Python baseline, and with
 #     --for-tests the PulseAudio null-sink stack the real-device tests use and Xvfb for the
 #     screen-capture test);
 #   - a virtual environment in .venv with duplex built from source (release) and its test
@@ -16,7 +17,7 @@ FOR_TESTS=0
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-PKGS=(pkg-config libasound2-dev gcc espeak-ng)
+PKGS=(pkg-config libasound2-dev gcc espeak-ng libportaudio2)
 [ "$FOR_TESTS" = 1 ] && PKGS+=(xvfb)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -50,7 +51,7 @@ sources=$(find pyproject.toml Cargo.toml Cargo.lock rust python -type f -newer "
 if [ ! -f "$stamp" ] || [ -n "$sources" ]; then
   log "building duplex (release) into .venv; the first build takes a few minutes"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,bench]"
   touch "$stamp"
 fi
 log "ready: $(.venv/bin/python -c 'import duplex, numpy; print("duplex", "ok; numpy", numpy.__version__)')"
