@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import websockets
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -196,28 +197,36 @@ class LiveConversation:
                 try:
                     await self._run_connection()
                     failures = 0
+                    continue
                 except _GoAway:
                     failures = 0
                     self._emit("reconnecting", "go_away", handle=self.resumption_handle)
+                    continue
                 except genai_errors.APIError as exc:
                     code = getattr(exc, "code", None)
-                    if code in RETRYABLE_CLOSE_CODES and failures < self.config.max_reconnects:
-                        failures += 1
-                        self._emit("reconnecting", f"connection closed ({exc})", code=code,
-                                   handle=self.resumption_handle, attempt=failures)
-                        await asyncio.sleep(min(0.2 * 2 ** (failures - 1), 5.0))
-                        continue
-                    raise self._fail(self._close_message(exc, code), code) from exc
+                    reason = getattr(exc, "details", None) or getattr(exc, "message", None) or str(exc)
+                    cause: BaseException = exc
+                except websockets.exceptions.ConnectionClosed as exc:
+                    code = exc.rcvd.code if exc.rcvd is not None else 1006
+                    reason = exc.rcvd.reason if exc.rcvd is not None else "no close frame"
+                    cause = exc
                 except (OSError, ConnectionError) as exc:
-                    if failures < self.config.max_reconnects and self.connections > 0:
-                        failures += 1
-                        self._emit("reconnecting", f"connection lost ({exc})", attempt=failures)
-                        await asyncio.sleep(min(0.2 * 2 ** (failures - 1), 5.0))
-                        continue
-                    raise self._fail(
-                        f"cannot reach the Live API at {self._base_url()}: {exc}; check the "
-                        "network, the base URL and the certificate (SSL_CERT_FILE)"
-                    ) from exc
+                    if self.connections == 0:
+                        raise self._fail(
+                            f"cannot reach the Live API at {self._base_url()}: {exc}; check the "
+                            "network, the base URL and the certificate (SSL_CERT_FILE)"
+                        ) from exc
+                    code, reason, cause = 1006, str(exc), exc
+                if code not in RETRYABLE_CLOSE_CODES or failures >= self.config.max_reconnects:
+                    hint = _CLOSE_HINTS.get(code or 0)
+                    message = f"the Live session was closed with code {code}: {reason}" + (f" ({hint})" if hint else "")
+                    if failures:
+                        message += f"; gave up after {failures} reconnects"
+                    raise self._fail(message, code) from cause
+                failures += 1
+                self._emit("reconnecting", f"connection closed ({code}: {reason})", code=code,
+                           handle=self.resumption_handle, attempt=failures)
+                await asyncio.sleep(min(0.2 * 2 ** (failures - 1), 5.0))
         finally:
             if timer is not None:
                 timer.cancel()
@@ -229,11 +238,6 @@ class LiveConversation:
     def _base_url(self) -> str:
         options = getattr(getattr(self.client, "_api_client", None), "_http_options", None)
         return getattr(options, "base_url", None) or "the Live API"
-
-    def _close_message(self, exc: genai_errors.APIError, code: int | None) -> str:
-        hint = _CLOSE_HINTS.get(code or 0, "")
-        reason = getattr(exc, "details", None) or getattr(exc, "message", None) or str(exc)
-        return f"the Live session was closed with code {code}: {reason}" + (f" ({hint})" if hint else "")
 
     def _fail(self, message: str, code: int | None = None) -> LiveSessionError:
         self._emit("error", message, code=code)
@@ -305,8 +309,10 @@ class LiveConversation:
                 for task in (*tasks, ticker, stopping):
                     task.cancel()
                 await asyncio.gather(*tasks, ticker, stopping, return_exceptions=True)
-            for task in done:
-                if task is not stopping and task.exception() is not None:
+            # The receiver's error says why the connection ended (a close code); a sender that
+            # hit the closed socket first only knows that it was closed.
+            for task in sorted(done, key=lambda t: t is not receive):
+                if task is not stopping and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
 
     # -- sending -----------------------------------------------------------------------
