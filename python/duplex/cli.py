@@ -73,6 +73,12 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return emulator_cli.run(args)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import cli as bench_cli
+
+    return bench_cli.run(args)
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -115,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--system-instruction", help="system instruction for the model")
     p.add_argument("--prebuffer-ms", type=int, default=200, help="jitter buffer before a turn plays (default: 200)")
     p.set_defaults(run=_cmd_talk)
+
+    p = sub.add_parser("bench", help="duplex against a pure-Python baseline: tables, JSON and plots")
+    from .bench import cli as bench_cli
+
+    bench_cli.add_arguments(p)
+    p.set_defaults(run=_cmd_bench)
 
     from .emulator import cli as emulator_cli
 

@@ -113,7 +113,8 @@ class VirtualDevice:
         device rate and channel count), or ``None`` to discard.
     speed
         1.0 runs at real-time pace, 10.0 ten times faster, 0 as fast as the reader takes the
-        audio (once something reads; lossless for WAV input).
+        audio: with a WAV or array input it waits for the reader, so no input is lost; with
+        silence or a tone it waits once something has read.
     clock_skew_ppm, stall_every_periods, stall_ms
         Simulated clock error, and a deadline missed by ``stall_ms`` every N periods.
     """

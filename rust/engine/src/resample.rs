@@ -6,7 +6,7 @@
 //! output frame `k` lines up with input time `k / ratio`.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler};
+use rubato::{Fft, FixedSync, Resampler, WindowFunction};
 
 use crate::error::{EngineError, Result};
 
@@ -35,7 +35,11 @@ impl std::fmt::Debug for StreamResampler {
 }
 
 impl StreamResampler {
-    /// A resampler from `input_rate` to `output_rate` (Hz), processing about 10 ms at a time.
+    /// A resampler from `input_rate` to `output_rate` (Hz), working in 20 ms chunks: the
+    /// anti-aliasing filter's cutoff rises with the FFT length, and at 16 kHz a 10 ms block
+    /// puts -2 dB at 7.2 kHz where a 20 ms block keeps the band flat (-0.1 dB) to 7.49 kHz.
+    /// A 20 ms capture chunk is ready only 5 ms later than with 10 ms blocks; playback
+    /// audio arrives ahead of real time, so its staging costs nothing audible.
     ///
     /// # Errors
     /// [`EngineError::InvalidInput`] if a rate is zero or the pair is unusable.
@@ -48,12 +52,16 @@ impl StreamResampler {
         let (inner, chunk_in, max_out) = if input_rate == output_rate {
             (None, 0, 0)
         } else {
-            let chunk = (input_rate as usize / 100).max(1);
-            let fft = Fft::<f32>::new(
+            let chunk = (input_rate as usize / 50).max(1);
+            // One FFT block per chunk (rubato's `new` would split blocks above 256 frames,
+            // which shortens the FFT and lowers the cutoff again).
+            let fft = Fft::<f32>::new_custom(
                 input_rate as usize,
                 output_rate as usize,
                 chunk,
                 1,
+                1,
+                WindowFunction::BlackmanHarris2,
                 FixedSync::Input,
             )
             .map_err(|e| {

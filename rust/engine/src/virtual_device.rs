@@ -177,7 +177,8 @@ pub enum PreparedInput {
 pub struct VirtualShared {
     stop: AtomicBool,
     /// Set once a reader has taken a chunk; from then on an as-fast-as-possible device waits
-    /// for the reader instead of overflowing the capture ring.
+    /// for the reader instead of overflowing the capture ring (with a finite input it always
+    /// waits).
     pub reader_active: AtomicBool,
     /// Set when a finite, non-looping input has been played to its end.
     pub input_ended: AtomicBool,
@@ -446,9 +447,11 @@ impl DeviceLoop {
         }
     }
 
-    /// As fast as possible, but never faster than an active reader takes the audio away.
+    /// As fast as possible, but never faster than the reader takes the audio away: always
+    /// for a finite input (a WAV or samples are never lost), otherwise once something reads.
     fn wait_for_reader(&self) {
-        while self.shared.reader_active.load(Relaxed)
+        let finite_input = matches!(self.input, PreparedInput::Clip(_));
+        while (finite_input || self.shared.reader_active.load(Relaxed))
             && self.input_cb.free_frames() < self.period
             && !self.shared.stop.load(Acquire)
         {

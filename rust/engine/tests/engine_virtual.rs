@@ -183,3 +183,26 @@ fn output_wav_is_written_at_the_device_rate_and_channels() {
     assert!((16_000..=16_500).contains(&peak), "{peak}");
     std::fs::remove_file(&path).ok();
 }
+
+#[test]
+fn fast_mode_loses_no_finite_input_even_if_the_first_read_is_late() {
+    let e = engine(VirtualConfig {
+        input: VirtualInput::Samples {
+            samples: sine_f32(16_000, 440.0, 0.5, 16_000 * 4),
+            rate_hz: 16_000,
+        },
+        speed: 0.0,
+        ..VirtualConfig::default()
+    });
+    e.start().unwrap();
+    // Without backpressure, 4 s of input would overflow the 2 s capture ring by now.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got = Vec::new();
+    while got.len() < 16_000 * 3 {
+        got.extend(e.read(Some(Duration::from_secs(5))).unwrap().unwrap());
+    }
+    e.stop().unwrap();
+    assert_eq!(e.stats().capture_overflows, 0);
+    let out: Vec<f32> = got.iter().map(|&s| f32::from(s) / 32768.0).collect();
+    assert!(max_residual_after_sine_fit(&out[400..47_000], 16_000, 440.0) < 2e-3);
+}
