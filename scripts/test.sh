@@ -13,3 +13,5 @@ echo "== cargo test: engine unit and integration tests, benchmarks in smoke mode
 DUPLEX_BENCH_QUICK=1 cargo test -p duplex-engine --all-targets -q
 echo "== pytest =="
 .venv/bin/python -m pytest -q "$@"
+echo "== benchmark suites, smoke mode (each body runs once; numbers are reported, not checked) =="
+.venv/bin/python -m pytest -q benches/ --benchmark-disable -p no:cacheprovider

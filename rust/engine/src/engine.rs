@@ -134,6 +134,8 @@ pub struct Engine {
     stats: Arc<SharedStats>,
     session: RwLock<Option<Arc<Session>>>,
     last_virtual: Mutex<Option<Arc<VirtualShared>>>,
+    /// The devices' parameters of the last start, so stats() stays meaningful after stop().
+    last_params: Mutex<DeviceParams>,
     closed: AtomicBool,
 }
 
@@ -190,6 +192,7 @@ impl Engine {
             stats: Arc::new(SharedStats::default()),
             session: RwLock::new(None),
             last_virtual: Mutex::new(None),
+            last_params: Mutex::new(DeviceParams::default()),
             closed: AtomicBool::new(false),
         })
     }
@@ -256,6 +259,7 @@ impl Engine {
         if let Some(v) = &session.virtual_shared {
             *lock(&self.last_virtual) = Some(Arc::clone(v));
         }
+        *lock(&self.last_params) = session.params;
         *slot = Some(Arc::new(session));
         Ok(())
     }
@@ -546,11 +550,14 @@ impl Engine {
             .is_some_and(|v| v.input_ended.load(Relaxed))
     }
 
-    /// A snapshot of every counter. Cheap; callable from any thread at any time.
+    /// A snapshot of every counter. Cheap; callable from any thread at any time, also after
+    /// [`stop`](Self::stop) (then with the rates of the last run and nothing buffered).
     pub fn stats(&self) -> Stats {
         let s = &self.stats;
         let session = self.current();
-        let params = session.as_ref().map(|x| x.params).unwrap_or_default();
+        let params = session
+            .as_ref()
+            .map_or_else(|| *lock(&self.last_params), |x| x.params);
         let out_rate = f64::from(params.output_rate.max(1));
         let in_rate = f64::from(params.input_rate.max(1));
         let frames_ms = |frames: u64, rate: f64| frames as f64 * 1000.0 / rate;

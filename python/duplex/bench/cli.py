@@ -1,0 +1,179 @@
+"""``duplex bench``: duplex against pure-Python Live clients, with a report and plots.
+
+Wire it into an :mod:`argparse` sub-command with :func:`add_arguments` and :func:`run`, or
+run it directly: ``python -m duplex.bench.cli --quick``.
+
+By default it runs 8 scenarios (idle, three GIL-holding C-call loads, a pure-Python loop,
+server-message decoding, 10 FPS JPEG encoding, garbage-collector pressure) for 4
+implementations (duplex, the cookbook client, a Python callback with a 2- and a 4-period
+card buffer), 2.5 s measured per run after 0.3 s of warm-up: about 100 s in all. ``--quick``
+runs 2 scenarios for 1 s each (about 12 s). If the resampler and scale benchmarks of this
+package are installed, it runs them too (``--skip-extra`` leaves them out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import report
+from .loads import calibrate_sum_range
+from .scenarios import (
+    DEFAULT_IMPLEMENTATIONS,
+    DEFAULT_SCENARIOS,
+    IMPLEMENTATION_NOTES,
+    IMPLEMENTATIONS,
+    QUICK_SCENARIOS,
+    SCENARIOS,
+    RunConfig,
+    run_one,
+)
+
+__all__ = ["add_arguments", "run", "main"]
+
+FADE_MS = 5.0
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out: list[str] = []
+    for v in values:
+        out += [x for x in v.replace(",", " ").split() if x]
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the ``duplex bench`` options to ``parser``."""
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke test: {', '.join(QUICK_SCENARIOS)} for 1 s each (~12 s)")
+    parser.add_argument("--out", help="folder for results.md, results.json and the PNGs "
+                        "(default: duplex-bench/<timestamp>)")
+    parser.add_argument("--scenarios", nargs="+", metavar="NAME",
+                        help=f"scenarios to run (default: {' '.join(DEFAULT_SCENARIOS)}; all: {' '.join(SCENARIOS)})")
+    parser.add_argument("--implementations", nargs="+", metavar="NAME",
+                        help=f"implementations (default: {' '.join(DEFAULT_IMPLEMENTATIONS)}; all: {' '.join(IMPLEMENTATIONS)})")
+    parser.add_argument("--seconds", type=float, metavar="N",
+                        help="measured seconds per run (default 2.5, quick 1.0)")
+    parser.add_argument("--skip-extra", action="store_true",
+                        help="do not run the resampler and scale benchmarks")
+    parser.add_argument("--list", action="store_true", help="list scenarios and implementations, then exit")
+
+
+def _run_extras(quick: bool) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    for key in ("resampler", "scale"):
+        try:
+            module = __import__(f"{__package__}.{key}", fromlist=["run"])
+        except ImportError:
+            continue
+        t = time.perf_counter()
+        try:
+            result = module.run(quick=quick)
+            extras[key] = result if isinstance(result, dict) else {"result": result}
+        except Exception as exc:  # noqa: BLE001 - a failing extra must not lose the main results
+            extras[key] = {"error": f"{type(exc).__name__}: {exc}"}
+        extras[key]["wall_s"] = round(time.perf_counter() - t, 1)
+        error = f"  ERROR {extras[key]['error']}" if "error" in extras[key] else ""
+        print(f"  {key:<12} {extras[key]['wall_s']:.1f} s{error}")
+    return extras
+
+
+def _line(r: dict[str, Any]) -> str:
+    intr = r["interrupt_ms"]
+    med = sorted(intr)[len(intr) // 2] if intr else float("nan")
+    p99 = r["jitter_ms"].get("p99")
+    p99 = float("nan") if p99 is None else p99
+    return (f"  {r['scenario']:<12} {r['implementation']:<12} underruns/min {r['underruns_per_min']:>6.0f}  "
+            f"jitter p99 {p99:>6.2f} ms  "
+            f"interrupt {med:>6.1f} ms  CPU {r['cpu_s_per_min']:.2f} s/min")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the benchmark described by ``args`` and writes the report. Returns 0."""
+    if getattr(args, "list", False):
+        for name, (desc, _) in SCENARIOS.items():
+            print(f"scenario        {name:<12} {desc}")
+        for name in IMPLEMENTATIONS:
+            print(f"implementation  {name:<12} {IMPLEMENTATION_NOTES.get(name, '')}")
+        return 0
+    quick = bool(args.quick)
+    scenarios = _names(args.scenarios) or (QUICK_SCENARIOS if quick else DEFAULT_SCENARIOS)
+    impls = _names(getattr(args, "implementations", None)) or DEFAULT_IMPLEMENTATIONS
+    for name in scenarios:
+        if name not in SCENARIOS:
+            raise SystemExit(f"duplex bench: unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+    for name in impls:
+        if name not in IMPLEMENTATIONS:
+            raise SystemExit(f"duplex bench: unknown implementation {name!r}; choose from {', '.join(IMPLEMENTATIONS)}")
+    if args.seconds is not None and args.seconds <= 0:
+        raise SystemExit("duplex bench: --seconds must be positive")
+    cfg = RunConfig.quick(args.seconds or 1.0) if quick else RunConfig(seconds=args.seconds or 2.5)
+    out = Path(args.out) if args.out else Path("duplex-bench") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"duplex bench: writing to {out}")
+    machine = report.machine_info()
+    began = time.perf_counter()
+    ns = calibrate_sum_range()
+    print(f"  {len(scenarios)} scenarios x {len(impls)} implementations, {cfg.seconds:g} s each "
+          f"(sum(range) {ns:.1f} ns/element)")
+    runs: list[dict[str, Any]] = []
+    for k, scenario in enumerate(scenarios):
+        order = impls if k % 2 == 0 else list(reversed(impls))
+        for name in order:
+            result = run_one(name, scenario, cfg).as_dict()
+            runs.append(result)
+            print(_line(result))
+    order_index = {n: i for i, n in enumerate(impls)}
+    runs.sort(key=lambda r: (scenarios.index(r["scenario"]), order_index[r["implementation"]]))
+    bench_wall = time.perf_counter() - began
+    extras = {} if args.skip_extra else _run_extras(quick)
+    period_ms = 1000.0 * cfg.period_frames / cfg.rate
+    summary = report.summarize(runs, period_ms, FADE_MS)
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        argv = [a for a in sys.argv[1:] if a != "bench"]
+    command = "duplex bench " + " ".join(shlex.quote(a) for a in argv)
+    meta = {
+        "command": command.strip(),
+        "machine": machine,
+        "loadavg_end": report.machine_info()["loadavg"],
+        "seconds": cfg.seconds,
+        "warmup_s": cfg.warmup_s,
+        "rate": cfg.rate,
+        "period_frames": cfg.period_frames,
+        "fade_ms": FADE_MS,
+        "wall_s": bench_wall,
+        "config": asdict(cfg),
+        "scenarios": {s: SCENARIOS[s][0] for s in scenarios},
+        "implementations": {n: IMPLEMENTATION_NOTES.get(n, "") for n in impls},
+        "extras": extras,
+    }
+    (out / "results.md").write_text(report.markdown(runs, summary, meta))
+    report.write_json(out / "results.json", {"meta": meta, "summary": summary, "runs": runs})
+    pngs = report.plot_all(runs, out, period_ms, FADE_MS)
+    print(f"  headline scenarios took {bench_wall:.0f} s")
+    for line in report.markdown(runs, summary, meta).splitlines():
+        if line.startswith("* "):
+            print("  " + line[2:].replace("**", ""))
+    print(f"wrote {out / 'results.md'}, {out / 'results.json'}, " + ", ".join(p.name for p in pngs))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``python -m duplex.bench.cli``."""
+    parser = argparse.ArgumentParser(prog="duplex bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
