@@ -223,51 +223,57 @@ impl VirtualDevice {
             _ => None,
         };
         let keep_in_memory = config.output == VirtualOutput::Memory;
+        let discard = config.output == VirtualOutput::Discard;
         let sink_shared = Arc::clone(&shared);
-        let sink_thread = std::thread::Builder::new()
-            .name("duplex-virtual-sink".into())
-            .spawn(move || -> Result<()> {
-                let mut rx = sink_rx;
-                loop {
-                    let stopping = sink_shared.stop.load(Acquire);
-                    let n = rx.slots();
-                    if n > 0 {
-                        let chunk = rx.read_chunk(n).expect("n slots are readable");
-                        let (a, b) = chunk.as_slices();
-                        if keep_in_memory {
-                            let mut rec = sink_shared.recording.lock().expect("recording lock");
-                            rec.extend_from_slice(a);
-                            rec.extend_from_slice(b);
-                        }
-                        if let Some((writer, path)) = wav.as_mut() {
-                            for &s in a.iter().chain(b) {
-                                writer
-                                    .write_sample(f32_sample_to_i16(s))
-                                    .map_err(|e| wav_write_error(path, &e))?;
+        let sink_thread = (!discard)
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("duplex-virtual-sink".into())
+                    .spawn(move || -> Result<()> {
+                        let mut rx = sink_rx;
+                        loop {
+                            let stopping = sink_shared.stop.load(Acquire);
+                            let n = rx.slots();
+                            if n > 0 {
+                                let chunk = rx.read_chunk(n).expect("n slots are readable");
+                                let (a, b) = chunk.as_slices();
+                                if keep_in_memory {
+                                    let mut rec =
+                                        sink_shared.recording.lock().expect("recording lock");
+                                    rec.extend_from_slice(a);
+                                    rec.extend_from_slice(b);
+                                }
+                                if let Some((writer, path)) = wav.as_mut() {
+                                    for &s in a.iter().chain(b) {
+                                        writer
+                                            .write_sample(f32_sample_to_i16(s))
+                                            .map_err(|e| wav_write_error(path, &e))?;
+                                    }
+                                }
+                                chunk.commit_all();
+                            } else if stopping && rx.is_abandoned() {
+                                break;
+                            } else {
+                                std::thread::sleep(Duration::from_millis(5));
                             }
                         }
-                        chunk.commit_all();
-                    } else if stopping && rx.is_abandoned() {
-                        break;
-                    } else {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-                if let Some((writer, path)) = wav {
-                    writer.finalize().map_err(|e| wav_write_error(&path, &e))?;
-                }
-                Ok(())
+                        if let Some((writer, path)) = wav {
+                            writer.finalize().map_err(|e| wav_write_error(&path, &e))?;
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| {
+                        EngineError::Device(format!("cannot start the virtual sink thread: {e}"))
+                    })
             })
-            .map_err(|e| {
-                EngineError::Device(format!("cannot start the virtual sink thread: {e}"))
-            })?;
+            .transpose()?;
 
         let runner = DeviceLoop::new(
             config,
             input,
             input_cb,
             output_cb,
-            sink_tx,
+            (!discard).then_some(sink_tx),
             Arc::clone(&shared),
         );
         let device_thread = std::thread::Builder::new()
@@ -279,7 +285,7 @@ impl VirtualDevice {
         Ok(Self {
             shared,
             device_thread: Some(device_thread),
-            sink_thread: Some(sink_thread),
+            sink_thread,
         })
     }
 
@@ -326,7 +332,8 @@ struct DeviceLoop {
     out_buf: Vec<f32>,
     input_cb: InputCallback,
     output_cb: OutputCallback,
-    sink: rtrb::Producer<f32>,
+    /// `None` when the output is discarded: no sink thread, nothing to send.
+    sink: Option<rtrb::Producer<f32>>,
     shared: Arc<VirtualShared>,
 }
 
@@ -336,7 +343,7 @@ impl DeviceLoop {
         input: PreparedInput,
         input_cb: InputCallback,
         output_cb: OutputCallback,
-        sink: rtrb::Producer<f32>,
+        sink: Option<rtrb::Producer<f32>>,
         shared: Arc<VirtualShared>,
     ) -> Self {
         let channels = usize::from(config.channels);
@@ -460,9 +467,12 @@ impl DeviceLoop {
     }
 
     fn send_to_sink(&mut self) {
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
         let mut rest: &[f32] = &self.out_buf;
         loop {
-            let (_, left) = self.sink.push_partial_slice(rest);
+            let (_, left) = sink.push_partial_slice(rest);
             if left.is_empty() {
                 return;
             }

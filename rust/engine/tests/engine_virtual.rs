@@ -107,7 +107,11 @@ fn interrupt_flushes_and_the_next_turn_plays() {
     assert_eq!(stats.flushes, 1);
     // After stop(), stats keep the last run's rates, so the milliseconds stay right.
     assert_eq!(stats.output_rate_hz, 48_000);
-    assert!(stats.flushed_ms > 1_000.0 && stats.flushed_ms < 2_000.0, "{}", stats.flushed_ms);
+    assert!(
+        stats.flushed_ms > 1_000.0 && stats.flushed_ms < 2_000.0,
+        "{}",
+        stats.flushed_ms
+    );
     let (rec, _) = e.recording();
     let end = rec.iter().rposition(|s| s.abs() > 1e-4).unwrap();
     let f = zero_crossing_freq(&rec[end - 9_000..end - 100], 48_000);
