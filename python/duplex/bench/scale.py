@@ -93,8 +93,9 @@ def _group(tid: int, name: str, roles: dict[int, str]) -> str:
 
 
 def _start_engines(count: int) -> tuple[list[AudioEngine], dict[int, str]]:
-    """Starts ``count`` virtual engines; labels each engine's new threads: the virtual
-    device spawns its sink thread first, then its clock thread, so the lower id is the sink."""
+    """Starts ``count`` virtual engines; labels each engine's new threads. With the output
+    discarded a virtual device runs one thread, its clock; with a sink it spawns the sink
+    thread first, then the clock thread, so the lower id is the sink."""
     engines: list[AudioEngine] = []
     roles: dict[int, str] = {}
     for i in range(count):
@@ -105,6 +106,8 @@ def _start_engines(count: int) -> tuple[list[AudioEngine], dict[int, str]]:
         new = sorted(int(t) for t in set(os.listdir("/proc/self/task")) - before)
         if len(new) == 2:
             roles[new[0]], roles[new[1]] = "virtual sink", "virtual device (clock)"
+        elif len(new) == 1:
+            roles[new[0]] = "virtual device (clock)"
         engines.append(engine)
     return engines, roles
 
