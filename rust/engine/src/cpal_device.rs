@@ -384,15 +384,28 @@ impl std::fmt::Debug for CpalStreams {
     }
 }
 
-fn error_callback(stats: Arc<SharedStats>) -> impl FnMut(cpal::Error) + Send + 'static {
-    // Runs on the audio thread: only atomics, no logging. The engine reads these counters.
+/// The handler given to cpal for stream errors. **Real time** (it runs on the audio thread):
+/// it counts the error in `stats`, with bursts closer than 100 ms counted as one episode.
+pub fn device_error_handler(stats: Arc<SharedStats>) -> impl FnMut(cpal::Error) + Send + 'static {
+    // Only atomics and the clock, no logging. cpal's ALSA worker can report one fault
+    // thousands of times in a few milliseconds (the pulse plugin's delay query failing in a
+    // loop), so errors closer together than ERROR_BURST count as one episode.
+    let mut last: Option<std::time::Instant> = None;
     move |err: cpal::Error| {
-        stats.device_errors.fetch_add(1, Relaxed);
+        let now = std::time::Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) > ERROR_BURST) {
+            stats.device_errors.fetch_add(1, Relaxed);
+        }
+        last = Some(now);
+        stats.device_error_callbacks.fetch_add(1, Relaxed);
         stats
             .last_device_error
             .store(error_code(err.kind()), Relaxed);
     }
 }
+
+/// Errors closer together than this are one episode.
+const ERROR_BURST: std::time::Duration = std::time::Duration::from_millis(100);
 
 macro_rules! with_sample_type {
     ($format:expr, $t:ident => $body:expr, $unsupported:expr) => {
@@ -444,7 +457,7 @@ fn build_input(
         buffer_size: buffer,
         ..dev.config.config()
     };
-    let errs = error_callback(Arc::clone(stats));
+    let errs = device_error_handler(Arc::clone(stats));
     with_sample_type!(dev.config.sample_format(), T => {
         dev.device
             .build_input_stream(config, move |data: &[T], _: &cpal::InputCallbackInfo| cb.process(data), errs, None)
@@ -462,7 +475,7 @@ fn build_output(
         buffer_size: buffer,
         ..dev.config.config()
     };
-    let errs = error_callback(Arc::clone(stats));
+    let errs = device_error_handler(Arc::clone(stats));
     with_sample_type!(dev.config.sample_format(), T => {
         dev.device
             .build_output_stream(config, move |data: &mut [T], _: &cpal::OutputCallbackInfo| cb.process(data), errs, None)

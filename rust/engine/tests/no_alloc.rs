@@ -69,6 +69,25 @@ fn callbacks_never_allocate() {
 }
 
 #[test]
+fn the_device_error_handler_never_allocates() {
+    reset_violation_count();
+    let stats = Arc::new(SharedStats::default());
+    let mut handler = duplex_engine::cpal_device::device_error_handler(Arc::clone(&stats));
+    let errors: Vec<cpal::Error> = (0..1_000).map(|_| cpal::ErrorKind::Xrun.into()).collect();
+    for err in errors {
+        assert_no_alloc(|| handler(err));
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.device_error_callbacks.load(Relaxed), 1_000);
+    assert_eq!(
+        stats.device_errors.load(Relaxed),
+        1,
+        "one burst is one episode"
+    );
+    assert_eq!(violation_count(), 0, "the error handler allocated");
+}
+
+#[test]
 fn the_checker_does_catch_an_allocation() {
     // Guards against a silently disabled checker (e.g. a release build).
     reset_violation_count();
