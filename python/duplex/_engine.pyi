@@ -1,4 +1,4 @@
-"""Type stubs of the native module ``duplex._engine`` (see ``rust/python/src/lib.rs``).
+"""Type stubs of the native module ``duplex._engine`` (see ``rust/python/src/``).
 
 Use :class:`duplex.AudioEngine`; this module is its implementation.
 """
@@ -10,6 +10,11 @@ import numpy.typing as npt
 
 CAPTURE_RATE_HZ: int
 PLAY_RATE_HZ: int
+#: ``((name, type name), ...)`` of the engine's records, declared once in the engine crate.
+STATS_FIELDS: tuple[tuple[str, str], ...]
+INTERRUPT_FIELDS: tuple[tuple[str, str], ...]
+DEVICE_INFO_FIELDS: tuple[tuple[str, str], ...]
+DEVICE_PARAMS_FIELDS: tuple[tuple[str, str], ...]
 
 class Engine:
     def __init__(

@@ -42,7 +42,7 @@ pub struct CpalConfig {
 }
 
 /// One device as [`list_devices`] reports it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeviceInfo {
     /// Position in the list; usable as [`DeviceSelector::Index`].
     pub index: usize,

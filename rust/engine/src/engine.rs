@@ -621,6 +621,7 @@ impl Engine {
             last_device_error: device_error_name(s.last_device_error.load(Relaxed)).to_string(),
             turn_played_ms: turn.heard_ms(),
             turn_received_ms: turn.received_ms(),
+            input_ended: self.input_ended(),
         }
     }
 }

@@ -212,6 +212,8 @@ pub struct Stats {
     pub last_device_error: String,
     pub turn_played_ms: f64,
     pub turn_received_ms: f64,
+    /// Whether a finite virtual input has played to its end.
+    pub input_ended: bool,
 }
 
 #[cfg(test)]
