@@ -1,6 +1,6 @@
 """The engine on a real sound server: cpal (ALSA host) -> ALSA `default` -> PulseAudio.
 
-A module fixture starts PulseAudio with a null sink (``tests/audio_server.py``); the sink
+A module fixture starts PulseAudio with a null sink (``duplex.testing.audio_server``); the sink
 is the default output and its monitor the default input, so whatever the engine plays
 comes back on its own capture. No sound card is needed.
 
@@ -26,8 +26,8 @@ import pytest
 
 import duplex
 from duplex.errors import DeviceError, InvalidInputError, UnknownDeviceError
+from duplex.testing.audio_server import available, pulse_null_sink
 
-from audio_server import available, pulse_null_sink
 
 pytestmark = pytest.mark.sound_server
 

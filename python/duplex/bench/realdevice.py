@@ -1,7 +1,7 @@
 """The real-audio-server leg: duplex and a PortAudio baseline on a PulseAudio null sink.
 
 The virtual-device harness (:mod:`duplex.bench.scenarios`) models the sound card. Here the
-card is real software: a PulseAudio daemon with a null sink (``tests/audio_server.py``),
+card is real software: a PulseAudio daemon with a null sink (:mod:`duplex.testing.audio_server`),
 whose monitor source gives back exactly what the sink played. For each implementation and
 load (idle, cgil50, cgil100 from :mod:`duplex.bench.loads`) one run:
 
@@ -40,12 +40,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import math
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,6 +55,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..testing.audio_server import available, pulse_null_sink
 from . import loads as L
 
 __all__ = ["run", "available", "LOADS", "IMPLEMENTATIONS", "envelope_db", "find_gaps"]
@@ -78,24 +77,6 @@ GAP_DB = 20.0  # a gap: envelope this far below the tone's level ...
 GAP_MIN_MS = 2.0  # ... for longer than this
 SILENCE = 1e-3  # -60 dBFS, as metrics.SILENCE_THRESHOLD
 NOMINAL_DB = 20 * math.log10(TONE_AMP / math.sqrt(2))  # the tone's RMS level, -13.5 dBFS
-
-
-def available() -> bool:
-    """True if pulseaudio, pactl and pacat are installed."""
-    return all(shutil.which(b) for b in ("pulseaudio", "pactl", "pacat"))
-
-
-def _audio_server_module() -> Any:
-    """``tests/audio_server.py`` of the repository, imported by path."""
-    path = Path(__file__).resolve().parents[3] / "tests" / "audio_server.py"
-    if not path.exists():
-        raise RuntimeError(f"{path} not found (realdevice needs the repository checkout)")
-    spec = importlib.util.spec_from_file_location("_duplex_audio_server", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # -- signal analysis ---------------------------------------------------------------------
@@ -544,10 +525,9 @@ def run(quick: bool = False, implementations: tuple[str, ...] = IMPLEMENTATIONS,
         reason = "pulseaudio/pactl/pacat not installed (scripts/audio-server.sh install)"
         return {"rows": [], "markdown": f"skipped: {reason}", "skipped": reason}
     seconds = 1.5 if quick else 3.0
-    srv_mod = _audio_server_module()
     rows: list[dict[str, Any]] = []
     t_start = time.monotonic()
-    with srv_mod.pulse_null_sink() as srv:
+    with pulse_null_sink() as srv:
         server = {"startup_s": round(srv.startup_s, 2), "sink_latency_us": srv.sink_latency_us(),
                   "pid": srv.pid}
         # PortAudio reads the ALSA config when it initialises: (re)initialise it now that
