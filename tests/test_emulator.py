@@ -30,7 +30,7 @@ from websockets.asyncio.client import connect as ws_connect
 from duplex.emulator import LiveEmulator, Scenario, ScenarioError
 from duplex.emulator import protocol as proto
 from duplex.emulator.media import inspect_image, jpeg_size_from_header
-from duplex.emulator.vad import EnergyVad, VadConfig
+from duplex.vad import EnergyVad, VadConfig
 from duplex.emulator.voice import Voice, parse_wav, resample_int16, synthetic_voice
 
 pytestmark = pytest.mark.timeout(60)

@@ -17,12 +17,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import websockets
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
 from .engine import AudioEngine
+from .vad import EnergyVad
 from .video.framing import media_resolution_enum
 
 __all__ = ["DEFAULT_MODEL", "LiveConfig", "LiveConversation", "LiveEvent", "LiveSessionError"]
@@ -74,7 +76,7 @@ class LiveConfig:
     ``automatic_vad`` is passed through as the SDK's ``AutomaticActivityDetection`` fields
     (e.g. ``{"silence_duration_ms": 500, "start_of_speech_sensitivity": "START_SENSITIVITY_LOW"}``);
     ``manual_activity=True`` turns server VAD off and sends ``activity_start`` /
-    ``activity_end`` around each utterance found by a local energy detector.
+    ``activity_end`` around each utterance found by :class:`duplex.vad.EnergyVad`.
     ``compression`` defaults to on whenever video is sent (audio+video sessions are
     otherwise limited to about 2 minutes).
     """
@@ -96,36 +98,6 @@ class LiveConfig:
 
 class _GoAway(Exception):
     """Internal: the server announced the end of this connection."""
-
-
-class _ActivityDetector:
-    """Energy detector for manual activity mode: speech above ``threshold_dbfs`` for
-    ``start_ms`` starts an utterance, ``end_ms`` below it ends one."""
-
-    def __init__(self, threshold_dbfs: float = -40.0, start_ms: int = 60, end_ms: int = 600) -> None:
-        self.threshold = 10 ** (threshold_dbfs / 20) * 32768
-        self.start_ms, self.end_ms = start_ms, end_ms
-        self.active = False
-        self._loud_ms = self._quiet_ms = 0
-
-    def update(self, chunk: bytes, chunk_ms: int) -> str | None:
-        import numpy as np
-
-        x = np.frombuffer(chunk, dtype="<i2").astype(np.float64)
-        loud = bool(len(x)) and float(np.sqrt(np.mean(x * x))) > self.threshold
-        if loud:
-            self._loud_ms += chunk_ms
-            self._quiet_ms = 0
-        else:
-            self._quiet_ms += chunk_ms
-            self._loud_ms = 0
-        if not self.active and self._loud_ms >= self.start_ms:
-            self.active = True
-            return "start"
-        if self.active and self._quiet_ms >= self.end_ms:
-            self.active = False
-            return "end"
-        return None
 
 
 class LiveConversation:
@@ -169,7 +141,7 @@ class LiveConversation:
         self._turn_audio_frames = 0
         self._turn_pieces: list[tuple[int, str]] = []
         self._input_text: list[str] = []
-        self._activity = _ActivityDetector() if self.config.manual_activity else None
+        self._activity = EnergyVad() if self.config.manual_activity else None
 
     # -- public ------------------------------------------------------------------------
 
@@ -318,7 +290,6 @@ class LiveConversation:
     # -- sending -----------------------------------------------------------------------
 
     async def _send_audio(self, session: Any, stop: asyncio.Event) -> None:
-        chunk_ms = self.engine.chunk_ms
         while not stop.is_set():
             if self._pending_chunk is None:
                 self._pending_chunk = await self.engine.read_async(timeout=0.05)
@@ -326,11 +297,11 @@ class LiveConversation:
                     continue
             chunk = self._pending_chunk
             if self._activity is not None:
-                change = self._activity.update(chunk, chunk_ms)
-                if change == "start":
-                    await session.send_realtime_input(activity_start=types.ActivityStart())
-                elif change == "end":
-                    await session.send_realtime_input(activity_end=types.ActivityEnd())
+                for change in self._activity.feed(np.frombuffer(chunk, dtype="<i2")):
+                    if change.kind == "start":
+                        await session.send_realtime_input(activity_start=types.ActivityStart())
+                    else:
+                        await session.send_realtime_input(activity_end=types.ActivityEnd())
             await session.send_realtime_input(audio=types.Blob(data=chunk, mime_type="audio/pcm;rate=16000"))
             # Only a chunk that went out is done with; a failed send is retried on the
             # resumed connection, so no captured audio is lost across a reconnect.

@@ -26,7 +26,7 @@ from .protocol import ProtocolError
 from .records import Answer, AudioChunkRecord, Interruption, SentEvent, Session, Utterance, VideoFrameRecord
 from .scenarios import PRESETS, SCENARIO_HEADER, Scenario, ScenarioError
 from .server import DEFAULT_MODEL, EmulatorThread, LiveEmulator
-from .vad import EnergyVad, VadConfig
+from ..vad import EnergyVad, VadConfig
 from .voice import Voice
 
 __all__ = [

@@ -26,7 +26,7 @@ from . import protocol as p
 from .media import inspect_image
 from .records import Answer, AudioChunkRecord, Interruption, SentEvent, Session, Utterance, VideoFrameRecord
 from .scenarios import Scenario
-from .vad import EnergyVad, VadConfig
+from ..vad import EnergyVad, VadConfig
 from .voice import OUTPUT_RATE_HZ, Voice
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,6 @@
-"""Energy voice-activity detection on the 16 kHz input stream.
+"""Energy voice-activity detection on the 16 kHz input stream: duplex's one detector, used
+by the Live API emulator (server VAD) and by :class:`~duplex.live.LiveConversation` in manual
+activity mode (client VAD), with the same defaults.
 
 A frame (20 ms by default) is *voiced* when its RMS level is above a threshold in dBFS
 (-40 dBFS by default). Speech starts when ``start_ms`` of consecutive voiced frames have
