@@ -26,6 +26,7 @@ from . import protocol as p
 from .media import inspect_image
 from .records import Answer, AudioChunkRecord, Interruption, SentEvent, Session, Utterance, VideoFrameRecord
 from .scenarios import Scenario
+from .tools import INVALID_ARGUMENT, Tools, ToolCall, calls_named_in, describe_result, parse_scenario_args, parse_tool_response, parse_tools
 from ..vad import EnergyVad, VadConfig
 from .voice import OUTPUT_RATE_HZ, Voice
 
@@ -118,6 +119,11 @@ class Connection:
         self._activity_samples = 0
         self._answer_task: asyncio.Task[None] | None = None
         self._answer: Answer | None = None  # the answer in progress (until its turn ends)
+        self._queue: list[tuple[Answer, str | None, float]] = []  # answers waiting for the current one
+        self.tools = Tools()
+        self._calls: dict[str, ToolCall] = {}  # every function call issued on this connection, by id
+        self._waiting: list[ToolCall] | None = None  # BLOCKING calls the model waits on, silent
+        self._scenario_tool_turns = 0
         self._answers_done = 0
         self._timers: list[asyncio.Task[None]] = []
         self._closing = False
@@ -202,6 +208,10 @@ class Connection:
             state = self.registry.new_state()
         state.connections += 1
         self.state, self.setup = state, setup
+        behavior = self.scenario.tool_behavior_default
+        if behavior == "auto":
+            behavior = "NON_BLOCKING" if "native-audio" in setup.model else "BLOCKING"
+        self.tools = parse_tools(setup.tools, behavior)
         self.record._set(state_id=state.id, turn_index_at_start=state.turn_index)
         sc = self.scenario
         base = VadConfig(threshold_dbfs=sc.vad_threshold_dbfs, start_ms=sc.vad_start_ms, end_ms=sc.vad_end_ms)
@@ -218,6 +228,8 @@ class Connection:
     async def _send_resumption(self, resumable: bool) -> None:
         if self.setup is None or not self.setup.resumption_enabled or self._closing:
             return
+        if resumable and any(c.pending and c.behavior == "BLOCKING" for c in self._calls.values()):
+            resumable = False  # not while the model waits for a function's result
         handle = self.registry.issue(self.state) if resumable else ""  # type: ignore[arg-type]
         if handle:
             self.record._add("_handles_issued", handle)
@@ -252,10 +264,8 @@ class Connection:
                 text = " ".join(content.texts).strip()
                 await self._user_turn("client_content", now, text=text or "(an empty turn)")
         elif kind == "toolResponse":
-            p.check_fields(body, ("functionResponses",), "tool_response")
-            if not isinstance(p.get_field(body, "functionResponses", "tool_response", []), list):
-                raise p.ProtocolError("Invalid value at 'tool_response.function_responses', expected a list.")
-            self.record._add("_client_messages", (now, "toolResponse"))  # no tool calls are made: ignored
+            self.record._add("_client_messages", (now, "toolResponse"))
+            await self._tool_response(body, now)
         else:  # contextUpdate: accepted and ignored
             if not isinstance(body, dict):
                 raise p.ProtocolError("Invalid JSON payload received. 'contextUpdate' must be an object.")
@@ -342,10 +352,34 @@ class Connection:
     # -- turns -----------------------------------------------------------------------------
 
     async def _barge_in(self, cause: str, detected_at: float) -> None:
-        """Cuts the answer in progress (if any and if the session allows barge-in)."""
-        answer, task = self._answer, self._answer_task
-        if answer is None or task is None or not self.setup or not self.setup.vad.barge_in:
+        """Cuts the model's turn in progress, if the session allows barge-in: the answer being
+        sent (``interrupted``) and the function calls of that turn (``toolCallCancellation``)."""
+        if not self.setup or not self.setup.vad.barge_in:
             return
+        answer = self._answer
+        cancel = [c for c in self._waiting or () if c.pending]
+        self._waiting = None
+        if answer is not None:
+            cancel += [self._calls[i] for i in answer.tool_call_ids if self._calls[i].pending]
+        if answer is None and not cancel:
+            return
+        if answer is not None:
+            await self._cut_answer(cause, detected_at)
+        if cancel:
+            at = time.monotonic()
+            for call in cancel:
+                call.cancelled_at = at
+            await self._send(p.msg_tool_call_cancellation([c.id for c in cancel]))
+        if answer is not None:
+            await self._send(p.msg_server_flag("turnComplete"))
+            answer.turn_complete_at = time.monotonic()
+        await self._send_resumption(resumable=True)
+
+    async def _cut_answer(self, cause: str, detected_at: float) -> None:
+        """Stops the answer being sent and says ``interrupted``; queued answers are dropped."""
+        answer, task = self._answer, self._answer_task
+        assert answer is not None and task is not None
+        self._queue.clear()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         self._answer = None
@@ -353,9 +387,6 @@ class Connection:
         await self._send(p.msg_server_flag("interrupted"))
         self.record._add("_interruptions", Interruption(time.monotonic(), answer.turn_index, cause, detected_at,
                                                         answer.audio_sent_s))
-        await self._send(p.msg_server_flag("turnComplete"))
-        answer.turn_complete_at = time.monotonic()
-        await self._send_resumption(resumable=True)
 
     async def _user_turn(self, source: str, now: float, *, started_at: float | None = None,
                          speech_s: float = 0.0, text: str | None = None) -> None:
@@ -370,21 +401,31 @@ class Connection:
         else:
             reply = sc.text_reply_template.format(text=text[:300])
             heard = None  # text input is not transcribed
+        wanted = self._calls_wanted(text)
+        if wanted:
+            await self._call_functions(source, now, wanted, heard, speech_s)
+            return
+        self._start_answer(self._new_answer(source, reply, now), heard, speech_s, queue=True)
+
+    def _new_answer(self, trigger: str, reply: str, trigger_at: float) -> Answer:
         assert self.state is not None
-        answer = Answer(turn_index=self.state.turn_index, trigger=source, reply_text=reply, trigger_at=now,
+        answer = Answer(turn_index=self.state.turn_index, trigger=trigger, reply_text=reply, trigger_at=trigger_at,
                         started_at=time.monotonic())
         self.state.turn_index += 1
         self.record._add("_answers", answer)
-        prior = self._answer_task if self._answer is not None else None  # NO_INTERRUPTION: queue
-        self._answer = answer
-        self._answer_task = asyncio.create_task(self._run_answer(answer, prior, heard, speech_s))
+        return answer
 
-    async def _run_answer(self, answer: Answer, prior: asyncio.Task[None] | None, heard: str | None,
-                          speech_s: float) -> None:
+    def _start_answer(self, answer: Answer, heard: str | None, speech_s: float, *, queue: bool) -> None:
+        """Starts sending ``answer``, or (``queue``) queues it behind the answer in progress
+        (NO_INTERRUPTION turns, WHEN_IDLE function results)."""
+        if queue and self._answer is not None:
+            self._queue.append((answer, heard, speech_s))
+            return
+        self._answer = answer
+        self._answer_task = asyncio.create_task(self._run_answer(answer, heard, speech_s))
+
+    async def _run_answer(self, answer: Answer, heard: str | None, speech_s: float) -> None:
         try:
-            if prior is not None:
-                await asyncio.gather(prior, return_exceptions=True)
-                self._answer = answer
             await self._send_answer(answer, heard, speech_s)
         except ConnectionClosed:
             return
@@ -395,10 +436,95 @@ class Connection:
         if self._answer is answer:
             self._answer = None
         self._answers_done += 1
-        await self._send_resumption(resumable=True)
         sc = self.scenario
         if sc.close_code is not None and sc.close_after_answers and self._answers_done >= sc.close_after_answers:
+            await self._send_resumption(resumable=True)
             self.request_close(sc.close_code, sc.close_reason)
+            return
+        if self._queue:
+            self._start_answer(*self._queue.pop(0), queue=False)
+        else:
+            await self._send_resumption(resumable=True)
+
+    # -- function calls --------------------------------------------------------------------
+
+    def _calls_wanted(self, text: str | None) -> list[tuple[str, dict[str, Any]]]:
+        """The functions the "model" calls for a user turn: those a text names, else the
+        scenario's ``tool_call`` (for at most ``tool_call_limit`` turns)."""
+        if not self.tools:
+            return []
+        if text:
+            named = calls_named_in(text, self.tools)
+            if named:
+                return named
+        sc = self.scenario
+        if sc.tool_call is None or (sc.tool_call_limit is not None and self._scenario_tool_turns >= sc.tool_call_limit):
+            return []
+        name = next(iter(self.tools.declarations)) if sc.tool_call == "*" else sc.tool_call
+        if name not in self.tools.declarations:
+            logger.warning("scenario tool_call=%s is not declared in setup.tools; not calling it", name)
+            return []
+        self._scenario_tool_turns += 1
+        return [(name, parse_scenario_args(sc.tool_args))]
+
+    async def _call_functions(self, source: str, now: float, wanted: list[tuple[str, dict[str, Any]]],
+                              heard: str | None, speech_s: float) -> None:
+        """Sends ``toolCall``; BLOCKING calls make the model wait silent, NON_BLOCKING ones
+        let it say a filler sentence meanwhile."""
+        assert self.setup is not None and self.state is not None
+        await self._send_resumption(resumable=False)
+        if heard and self.setup.input_transcription:
+            await self._send(p.msg_input_transcription(heard))
+        at = time.monotonic()
+        calls = []
+        for name, args in wanted:
+            call = ToolCall(f"fc-{self.record.index}-{len(self._calls) + 1}", name, args,
+                            self.tools.declarations[name].behavior, self.state.turn_index, at)
+            self._calls[call.id] = call
+            self.record._add("_tool_calls", call)
+            calls.append(call)
+        await self._send(p.msg_tool_call([c.wire() for c in calls]))
+        blocking = [c for c in calls if c.behavior == "BLOCKING"]
+        if blocking:
+            self._waiting = blocking
+            return
+        names = " and ".join(c.name for c in calls)
+        filler = self._new_answer(source, self.scenario.tool_filler_template.format(name=names), now)
+        filler.tool_call_ids = tuple(c.id for c in calls)
+        self._start_answer(filler, None, speech_s, queue=True)
+
+    async def _tool_response(self, body: Any, now: float) -> None:
+        """Matches ``functionResponses`` to pending calls and answers with their results."""
+        results: list[tuple[ToolCall, Any, str]] = []
+        for response in parse_tool_response(body):
+            call = self._calls.get(response.id)
+            if call is None:
+                self.record._set(error_detail=f"toolResponse for unknown function call id {response.id!r}")
+                raise p.ProtocolError(INVALID_ARGUMENT)
+            if not call.pending:  # cancelled, or already answered: the model ignores it
+                self.record._add("_late_tool_responses", response)
+                continue
+            call.responses.append(response)
+            if call.behavior == "BLOCKING" or not response.will_continue:
+                call.responded_at = now
+            if call.behavior == "NON_BLOCKING":
+                results.append((call, response.response, response.scheduling))
+        waiting = self._waiting
+        if waiting is not None and all(c.responded_at is not None for c in waiting):
+            self._waiting = None
+            reply = " ".join(self._result_sentence(c.name, c.responses[-1].response) for c in waiting)
+            self._start_answer(self._new_answer("tool_response", reply, now), None, 0.0, queue=True)
+        for call, result, scheduling in results:
+            if scheduling == "SILENT":
+                continue
+            answer = self._new_answer("tool_response", self._result_sentence(call.name, result), now)
+            if scheduling == "INTERRUPT" and self._answer is not None:
+                await self._cut_answer("tool_response", now)
+                await self._send(p.msg_server_flag("turnComplete"))
+            self._start_answer(answer, None, 0.0, queue=scheduling != "INTERRUPT")
+
+    def _result_sentence(self, name: str, result: Any) -> str:
+        return self.scenario.tool_reply_template.format(name=name, result=describe_result(result))
 
     async def _send_answer(self, answer: Answer, heard: str | None, speech_s: float) -> None:
         assert self.setup is not None

@@ -161,6 +161,7 @@ class SetupRequest:
     input_transcription: bool
     output_transcription: bool
     voice_name: str | None
+    tools: Any = None  # ``setup.tools`` as sent (validated by :func:`duplex.emulator.tools.parse_tools`)
 
 
 def parse_client_frame(data: str | bytes) -> tuple[str, Any]:
@@ -232,6 +233,7 @@ def parse_setup(body: Any) -> SetupRequest:
         input_transcription=get_field(body, "inputAudioTranscription", "setup") is not None,
         output_transcription=get_field(body, "outputAudioTranscription", "setup") is not None,
         voice_name=voice if isinstance(voice, str) else None,
+        tools=get_field(body, "tools", "setup"),
     )
 
 
@@ -418,3 +420,13 @@ def msg_go_away(time_left_s: float) -> dict[str, Any]:
 def msg_resumption_update(handle: str, resumable: bool) -> dict[str, Any]:
     """``sessionResumptionUpdate``: a handle when resumable, empty otherwise."""
     return {"sessionResumptionUpdate": {"newHandle": handle if resumable else "", "resumable": resumable}}
+
+
+def msg_tool_call(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """``toolCall`` with ``functionCalls`` entries ``{id, name, args}``."""
+    return {"toolCall": {"functionCalls": calls}}
+
+
+def msg_tool_call_cancellation(ids: list[str]) -> dict[str, Any]:
+    """``toolCallCancellation``: the ids of calls the model no longer wants answered."""
+    return {"toolCallCancellation": {"ids": ids}}

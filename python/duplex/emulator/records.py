@@ -90,6 +90,8 @@ class Answer:
     turn_complete_at: float | None = None
     interrupted_at: float | None = None
     premature_turn_complete: bool = False
+    #: Function calls made in this answer's turn (NON_BLOCKING: the answer is the filler).
+    tool_call_ids: tuple[str, ...] = ()
 
     @property
     def latency_s(self) -> float | None:
@@ -158,6 +160,9 @@ class Session:
         self._handles_issued: list[str] = []
         self._client_messages: list[tuple[float, str]] = []
         self._close: tuple[int, str, str, float] | None = None
+        self._tool_calls: list[Any] = []
+        self._late_tool_responses: list[Any] = []
+        self._error_detail: str | None = None
 
     # -- writers (emulator thread) -------------------------------------------------------
 
@@ -251,6 +256,24 @@ class Session:
             return tuple(self._client_messages)
 
     @property
+    def tool_calls(self) -> tuple[Any, ...]:
+        """Function calls made (:class:`~duplex.emulator.tools.ToolCall`, updated as responses come)."""
+        with self._lock:
+            return tuple(self._tool_calls)
+
+    @property
+    def late_tool_responses(self) -> tuple[Any, ...]:
+        """Responses that came for calls already cancelled or answered (ignored, as by the service)."""
+        with self._lock:
+            return tuple(self._late_tool_responses)
+
+    @property
+    def error_detail(self) -> str | None:
+        """What exactly was wrong when the connection was closed with a terse service reason."""
+        with self._lock:
+            return self._error_detail
+
+    @property
     def close_code(self) -> int | None:
         """The close code, once the connection is closed."""
         with self._lock:
@@ -293,5 +316,6 @@ class Session:
             "answers": len(answers),
             "answer_latency_s": [round(a.latency_s, 3) for a in answers if a.latency_s is not None],
             "interruptions": len(self.interruptions),
+            "tool_calls": len(self.tool_calls),
             "close": [self.close_code, self.close_reason, self.closed_by],
         }

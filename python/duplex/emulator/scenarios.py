@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .tools import parse_scenario_args
+
 #: The header a client sets (per connect) to choose a scenario.
 SCENARIO_HEADER = "x-duplex-scenario"
 
@@ -64,6 +66,15 @@ class Scenario:
         reply_template: what the voice says after speech; ``{seconds}`` = speech length.
         text_reply_template: reply to text input; ``{text}`` = the text.
         input_transcription_template: honest placeholder transcription of speech.
+        tool_call: call this declared function when a user turn ends (``*`` = the first
+            declared function; None = only when a text turn names a function).
+        tool_args: arguments of ``tool_call`` as ``name:value;name2:value2``.
+        tool_call_limit: how many user turns ``tool_call`` applies to (None = every turn).
+        tool_behavior_default: behaviour of declarations without ``behavior``:
+            ``BLOCKING``, ``NON_BLOCKING`` or ``auto`` (NON_BLOCKING on native-audio
+            models, whose current versions call asynchronously by default; else BLOCKING).
+        tool_reply_template: answer spoken with a function's result (``{name}``, ``{result}``).
+        tool_filler_template: what the model says while a NON_BLOCKING call runs.
         vad_threshold_dbfs: energy VAD threshold.
         vad_start_ms: voiced time that confirms the start of speech.
         vad_end_ms: silence that confirms the end of speech.
@@ -90,6 +101,12 @@ class Scenario:
     reply_template: str = "You said something for {seconds:.1f} seconds."
     text_reply_template: str = "You wrote: {text}"
     input_transcription_template: str = "[speech {seconds:.1f} s]"
+    tool_call: str | None = None
+    tool_args: str = ""
+    tool_call_limit: int | None = 1
+    tool_behavior_default: str = "auto"
+    tool_reply_template: str = "The {name} function says {result}."
+    tool_filler_template: str = "Let me check with {name}."
     vad_threshold_dbfs: float = -40.0
     vad_start_ms: int = 100
     vad_end_ms: int = 500
@@ -108,6 +125,12 @@ class Scenario:
             raise ScenarioError("premature_turn_complete_fraction must be within (0, 1)")
         if self.close_code is not None and (not 1000 <= self.close_code <= 4999 or self.close_code in (1005, 1006)):
             raise ScenarioError(f"close_code {self.close_code} cannot be sent in a close frame")
+        if self.tool_behavior_default not in ("auto", "BLOCKING", "NON_BLOCKING"):
+            raise ScenarioError("tool_behavior_default must be auto, BLOCKING or NON_BLOCKING")
+        try:
+            parse_scenario_args(self.tool_args)
+        except ValueError as exc:
+            raise ScenarioError(f"tool_args: {exc}") from None
         if self.connection_lifetime_s <= 0 or self.go_away_lead_s < 0:
             raise ScenarioError("connection_lifetime_s must be > 0 and go_away_lead_s >= 0")
 
