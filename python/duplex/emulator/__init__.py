@@ -3,7 +3,8 @@
 It serves the Live wire protocol (``BidiGenerateContent``) over TLS on 127.0.0.1 with a
 certificate made for each run, detects speech in the 16 kHz audio it receives with an
 energy VAD, answers each utterance with 24 kHz speech (espeak-ng) plus transcriptions,
-sends ``interrupted`` on barge-in, ``sessionResumptionUpdate`` and ``goAway``, and can
+sends ``interrupted`` on barge-in, calls declared functions (``toolCall``, waiting for
+``toolResponse``, ``toolCallCancellation`` on barge-in), ``sessionResumptionUpdate`` and ``goAway``, and can
 misbehave on purpose (bursty or slow audio, premature ``turnComplete``, close 1011).
 Everything it sees and does is recorded per connection in :attr:`LiveEmulator.sessions`.
 
@@ -26,6 +27,7 @@ from .protocol import ProtocolError
 from .records import Answer, AudioChunkRecord, Interruption, SentEvent, Session, Utterance, VideoFrameRecord
 from .scenarios import PRESETS, SCENARIO_HEADER, Scenario, ScenarioError
 from .server import DEFAULT_MODEL, EmulatorThread, LiveEmulator
+from .tools import ToolCall
 from ..vad import EnergyVad, VadConfig
 from .voice import Voice
 
@@ -43,6 +45,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "SentEvent",
+    "ToolCall",
     "Session",
     "Utterance",
     "VadConfig",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import secrets
 import threading
 import time
@@ -24,11 +23,13 @@ from websockets.exceptions import ConnectionClosed
 
 from . import protocol as p
 from .media import inspect_image
+from .pacing import plan_answer
 from .records import Answer, AudioChunkRecord, Interruption, SentEvent, Session, Utterance, VideoFrameRecord
 from .scenarios import Scenario
-from .tools import INVALID_ARGUMENT, Tools, ToolCall, calls_named_in, describe_result, parse_scenario_args, parse_tool_response, parse_tools
+from .tools import (INVALID_ARGUMENT, ToolCall, Tools, calls_named_in, describe_result, parse_scenario_args,
+                    parse_tool_response, parse_tools)
 from ..vad import EnergyVad, VadConfig
-from .voice import OUTPUT_RATE_HZ, Voice
+from .voice import Voice
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class ResumableState:
         self.turn_index = 0
         self.connections = 0
         self.audio_samples = 0
+        self.context_tokens = 0  # what the model's context holds (usage counts grow with it)
 
 
 class ResumptionRegistry:
@@ -83,7 +85,7 @@ def _describe(message: dict[str, Any]) -> str:
         for sub in value:
             if sub == "modelTurn":
                 parts = value[sub].get("parts", [])
-                kinds.append("audio" if parts and "inlineData" in parts[0] else "text")
+                kinds.append("audio" if any("inlineData" in part for part in parts) else "text")
             else:
                 kinds.append(sub)
     return "+".join(kinds)
@@ -387,6 +389,7 @@ class Connection:
         await self._send(p.msg_server_flag("interrupted"))
         self.record._add("_interruptions", Interruption(time.monotonic(), answer.turn_index, cause, detected_at,
                                                         answer.audio_sent_s))
+        self._account(answer)  # only what was sent stays in the context
 
     async def _user_turn(self, source: str, now: float, *, started_at: float | None = None,
                          speech_s: float = 0.0, text: str | None = None) -> None:
@@ -398,19 +401,24 @@ class Connection:
         if text is None:
             reply = sc.reply_template.format(seconds=speech_s)
             heard = sc.input_transcription_template.format(seconds=speech_s)
+            tokens, modality = round(25 * speech_s), "AUDIO"  # ~25 tokens per second of audio
         else:
             reply = sc.text_reply_template.format(text=text[:300])
             heard = None  # text input is not transcribed
+            tokens, modality = max(1, len(text) // 4), "TEXT"
         wanted = self._calls_wanted(text)
         if wanted:
+            assert self.state is not None
+            self.state.context_tokens += tokens
             await self._call_functions(source, now, wanted, heard, speech_s)
             return
-        self._start_answer(self._new_answer(source, reply, now), heard, speech_s, queue=True)
+        self._start_answer(self._new_answer(source, reply, now, tokens, modality), heard, speech_s, queue=True)
 
-    def _new_answer(self, trigger: str, reply: str, trigger_at: float) -> Answer:
+    def _new_answer(self, trigger: str, reply: str, trigger_at: float, input_tokens: int = 0,
+                    modality: str = "TEXT") -> Answer:
         assert self.state is not None
         answer = Answer(turn_index=self.state.turn_index, trigger=trigger, reply_text=reply, trigger_at=trigger_at,
-                        started_at=time.monotonic())
+                        started_at=time.monotonic(), input_tokens=input_tokens, input_modality=modality)
         self.state.turn_index += 1
         self.record._add("_answers", answer)
         return answer
@@ -513,11 +521,13 @@ class Connection:
         if waiting is not None and all(c.responded_at is not None for c in waiting):
             self._waiting = None
             reply = " ".join(self._result_sentence(c.name, c.responses[-1].response) for c in waiting)
-            self._start_answer(self._new_answer("tool_response", reply, now), None, 0.0, queue=True)
+            tokens = sum(len(str(c.responses[-1].response)) // 4 for c in waiting)
+            self._start_answer(self._new_answer("tool_response", reply, now, tokens), None, 0.0, queue=True)
         for call, result, scheduling in results:
             if scheduling == "SILENT":
                 continue
-            answer = self._new_answer("tool_response", self._result_sentence(call.name, result), now)
+            answer = self._new_answer("tool_response", self._result_sentence(call.name, result), now,
+                                      len(str(result)) // 4)
             if scheduling == "INTERRUPT" and self._answer is not None:
                 await self._cut_answer("tool_response", now)
                 await self._send(p.msg_server_flag("turnComplete"))
@@ -543,52 +553,54 @@ class Connection:
             return
         spoken = await asyncio.to_thread(self.voice.speak, answer.reply_text)
         answer.voice_engine, answer.audio_total_s = spoken.engine, spoken.duration_s
+        steps = plan_answer(spoken.pcm, answer.reply_text, sc, transcribe=setup.output_transcription)
         await self._sleep_until(answer.trigger_at + sc.answer_delay_ms / 1000)
-        chunk = OUTPUT_RATE_HZ * sc.chunk_ms // 1000
-        pcm = spoken.pcm.astype("<i2")
-        n_chunks = max(1, math.ceil(pcm.size / chunk))
-        words = answer.reply_text.split()
-        lengths = np.cumsum([len(w) + 1 for w in words]) if words else np.zeros(0)
-        word_due = (np.concatenate([[0], lengths[:-1]]) / max(1, lengths[-1] if words else 1)) * spoken.duration_s
-        next_word = 0
-        premature_at = (min(n_chunks - 1, math.ceil(n_chunks * sc.premature_turn_complete_fraction))
-                        if sc.premature_turn_complete_fraction else None)
         t0 = time.monotonic()
-        for i in range(n_chunks):
-            await self._sleep_until(t0 + sc.send_offset_s(i * chunk / OUTPUT_RATE_HZ))
-            if i == premature_at:
+        premature = False
+        for step in steps:
+            await self._sleep_until(t0 + step.offset_s)
+            if step.premature_turn_complete:
                 await self._send(p.msg_server_flag("turnComplete"))
                 answer.turn_complete_at, answer.premature_turn_complete = time.monotonic(), True
-            data = pcm[i * chunk : (i + 1) * chunk].tobytes()
-            await self._send(p.msg_audio(data, OUTPUT_RATE_HZ))
-            answer.chunks_sent += 1
-            answer.chunk_bytes.append(len(data))
-            answer.audio_sent_s += len(data) / 2 / OUTPUT_RATE_HZ
-            if answer.first_audio_at is None:
-                answer.first_audio_at = time.monotonic()
-            if setup.output_transcription:
-                sent_until = answer.audio_sent_s
-                first = next_word
-                while next_word < len(words) and word_due[next_word] <= sent_until:
-                    next_word += 1
-                if next_word > first:
-                    text = " ".join(words[first:next_word])
-                    await self._send(p.msg_output_transcription((" " if first else "") + text))
-        if setup.output_transcription and next_word < len(words):
-            await self._send(p.msg_output_transcription((" " if next_word else "") + " ".join(words[next_word:])))
-        await self._finish(answer, speech_s, premature=premature_at is not None, t0=t0)
+                premature = True
+                continue
+            assert step.message is not None
+            await self._send(step.message)
+            if step.chunk_bytes:
+                answer.chunks_sent += len(step.chunk_bytes)
+                answer.chunk_bytes.extend(step.chunk_bytes)
+                answer.audio_sent_s += step.audio_s
+                if answer.first_audio_at is None:
+                    answer.first_audio_at = time.monotonic()
+        await self._finish(answer, speech_s, premature=premature, t0=t0)
 
     async def _finish(self, answer: Answer, speech_s: float, premature: bool, t0: float | None = None) -> None:
         await self._send(p.msg_server_flag("generationComplete"))
         answer.generation_complete_at = time.monotonic()
         if premature:
+            self._account(answer)
             return  # turnComplete already went out before the audio ended
         if t0 is not None:
             await self._sleep_until(t0 + self.scenario.playout_s(answer.audio_total_s))
-        prompt_tokens = round(25 * speech_s) if speech_s else max(1, len(answer.reply_text) // 4)
-        await self._send(p.msg_usage(prompt_tokens, max(1, round(25 * answer.audio_sent_s))))
-        await self._send(p.msg_server_flag("turnComplete"))
+        prompt, response = self._account(answer)
+        usage = p.msg_usage(prompt, response, answer.input_modality)
+        if self.scenario.bundle:
+            await self._send({**p.msg_server_flag("turnComplete"), **usage})
+        else:
+            await self._send(usage)
+            await self._send(p.msg_server_flag("turnComplete"))
         answer.turn_complete_at = time.monotonic()
+
+    def _account(self, answer: Answer) -> tuple[int, int]:
+        """Token counts of a finished (or cut) answer: the prompt is the whole context so far
+        (earlier turns, what was said of earlier answers, this turn's input), as on the service."""
+        assert self.state is not None
+        prompt = self.state.context_tokens + answer.input_tokens
+        response = max(1, round(25 * answer.audio_sent_s)) if answer.audio_sent_s else max(
+            1, len(answer.reply_text) // 4)
+        self.state.context_tokens = prompt + response
+        answer.prompt_tokens, answer.response_tokens = prompt, response
+        return prompt, response
 
     @staticmethod
     async def _sleep_until(deadline: float) -> None:

@@ -401,13 +401,13 @@ def msg_server_flag(name: str) -> dict[str, Any]:
     return {"serverContent": {name: True}}
 
 
-def msg_usage(prompt_tokens: int, response_tokens: int) -> dict[str, Any]:
-    """``usageMetadata`` with audio token counts (~25 tokens per second of audio)."""
+def msg_usage(prompt_tokens: int, response_tokens: int, prompt_modality: str = "AUDIO") -> dict[str, Any]:
+    """``usageMetadata`` with token counts (~25 tokens per second of audio)."""
     return {"usageMetadata": {
         "promptTokenCount": prompt_tokens,
         "responseTokenCount": response_tokens,
         "totalTokenCount": prompt_tokens + response_tokens,
-        "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": prompt_tokens}],
+        "promptTokensDetails": [{"modality": prompt_modality, "tokenCount": prompt_tokens}],
         "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": response_tokens}],
     }}
 

@@ -92,6 +92,12 @@ class Answer:
     premature_turn_complete: bool = False
     #: Function calls made in this answer's turn (NON_BLOCKING: the answer is the filler).
     tool_call_ids: tuple[str, ...] = ()
+    #: Tokens of the user's input that asked for this answer, and its modality.
+    input_tokens: int = 0
+    input_modality: str = "TEXT"
+    #: ``usageMetadata`` counts of this turn (the prompt is the whole context so far).
+    prompt_tokens: int | None = None
+    response_tokens: int | None = None
 
     @property
     def latency_s(self) -> float | None:

@@ -38,10 +38,18 @@ class Scenario:
     """Everything that shapes one session's behaviour.
 
     Answer pacing: the first ``burst_s`` of an answer is sent at once, the rest at
-    ``speed`` × real time (1.0 = real time, 0.8 = slower than real time, 8 = fast-forward
-    for tests), in chunks of ``chunk_ms``. With ``bursty_period_s`` set, chunks are held
-    back and released in bursts every that many seconds. ``turnComplete`` follows when
-    the answer would have finished playing (``duration / speed`` after its start).
+    ``speed`` × real time (4 by default, as the service streams faster than real time;
+    1.0 = real time, 0.8 = slower than real time), in chunks of ``chunk_ms``. With
+    ``bursty_period_s`` set, chunks are held back and released in bursts every that many
+    seconds. ``turnComplete`` follows when the answer would have finished playing at
+    ``playout_speed`` (``duration / playout_speed`` after its start); until then a
+    barge-in interrupts it. The ``realtime`` preset restores the emulator's old pacing
+    (0.5 s burst, then real time).
+
+    Bundling (on by default, as the service does): ``parts_per_message`` audio parts per
+    ``modelTurn``, the output transcription in the same message as its audio, and
+    ``usageMetadata`` in the ``turnComplete`` message. ``bundle=false`` (preset
+    ``unbundled``) sends one item per message.
 
     Attributes:
         names: the presets this scenario was built from (for the records).
@@ -49,6 +57,9 @@ class Scenario:
         burst_s: audio sent immediately at the start of an answer.
         speed: pacing after the burst, relative to real time.
         bursty_period_s: release chunks only every this many seconds (None = smooth).
+        playout_speed: ``turnComplete`` is due when the answer has played at this speed.
+        bundle: combine items in messages as the service does.
+        parts_per_message: audio parts per ``modelTurn`` message when bundling.
         answer_delay_ms: "thinking" time between the end of the user's turn and the
             first answer chunk (speech synthesis time comes on top).
         premature_turn_complete_fraction: send ``turnComplete`` after this fraction of
@@ -82,9 +93,12 @@ class Scenario:
 
     names: tuple[str, ...] = ("normal",)
     chunk_ms: int = 40
-    burst_s: float = 0.5
-    speed: float = 1.0
-    bursty_period_s: float | None = None
+    burst_s: float = 1.0
+    speed: float = 4.0
+    bursty_period_s: float | None = 0.2
+    playout_speed: float = 1.0
+    bundle: bool = True
+    parts_per_message: int = 2
     answer_delay_ms: float = 0.0
     premature_turn_complete_fraction: float | None = None
     close_code: int | None = None
@@ -116,6 +130,10 @@ class Scenario:
             raise ScenarioError(f"chunk_ms must be within 20..1000, got {self.chunk_ms}")
         if self.speed <= 0 or not math.isfinite(self.speed):
             raise ScenarioError(f"speed must be > 0, got {self.speed}")
+        if self.playout_speed <= 0 or not math.isfinite(self.playout_speed):
+            raise ScenarioError(f"playout_speed must be > 0, got {self.playout_speed}")
+        if not 1 <= self.parts_per_message <= 20:
+            raise ScenarioError(f"parts_per_message must be within 1..20, got {self.parts_per_message}")
         if self.burst_s < 0:
             raise ScenarioError(f"burst_s must be >= 0, got {self.burst_s}")
         if self.bursty_period_s is not None and self.bursty_period_s <= 0:
@@ -143,7 +161,7 @@ class Scenario:
 
     def playout_s(self, duration_s: float) -> float:
         """When, after the answer's start, ``turnComplete`` is due (the answer has played)."""
-        return duration_s / self.speed
+        return duration_s / self.playout_speed
 
     @property
     def go_away_at_s(self) -> float:
@@ -185,6 +203,10 @@ class Scenario:
         try:
             if raw.lower() in ("none", "off", "") and "None" in kind:
                 value: Any = None
+            elif kind.startswith("bool"):
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError(raw)
+                value = raw.lower() in ("true", "1", "yes", "on")
             elif kind.startswith("int"):
                 value = int(raw)
             elif kind.startswith("float"):
@@ -199,12 +221,14 @@ class Scenario:
 #: Named presets; they compose (later ones override earlier ones field by field).
 PRESETS: dict[str, dict[str, Any]] = {
     "normal": {},
+    "realtime": {"speed": 1.0, "burst_s": 0.5, "bursty_period_s": None, "playout_speed": 1.0},
+    "unbundled": {"bundle": False, "parts_per_message": 1},
     "bursty": {"bursty_period_s": 0.6},
-    "slow": {"speed": 0.8, "burst_s": 0.0},
+    "slow": {"speed": 0.8, "burst_s": 0.0, "bursty_period_s": None, "playout_speed": 0.8},
     "premature_turn_complete": {"premature_turn_complete_fraction": 0.5},
     "close_1011": {"close_code": 1011, "close_after_answers": 1},
     "go_away": {"connection_lifetime_s": 3.0, "go_away_lead_s": 1.5},
-    "fast": {"speed": 8.0, "burst_s": 0.2},
+    "fast": {"speed": 8.0, "burst_s": 0.2, "bursty_period_s": None, "playout_speed": 8.0},
 }
 
 
