@@ -36,6 +36,7 @@ from duplex.emulator.voice import Voice, parse_wav, resample_int16, synthetic_vo
 pytestmark = pytest.mark.timeout(60)
 
 MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
+HALF_CASCADE = "gemini-live-2.5-flash-preview"  # can answer in TEXT
 PCM16 = "audio/pcm;rate=16000"
 CHUNK = 320  # 20 ms at 16 kHz
 LIVE_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
@@ -306,7 +307,7 @@ def test_audio_stream_end_flushes_speech_and_text_modality() -> None:
                 await stream_pcm(session, tone, realtime=False)  # no trailing silence
                 await session.send_realtime_input(audio_stream_end=True)
                 audio = await collect(session, lambda m: bool(sc(m, "turn_complete")))
-            async with client.aio.live.connect(model=MODEL, config={"response_modalities": ["TEXT"]}) as session:
+            async with client.aio.live.connect(model=HALF_CASCADE, config={"response_modalities": ["TEXT"]}) as session:
                 await session.send_realtime_input(text="ping")
                 text = await collect(session, lambda m: bool(sc(m, "turn_complete")))
             return audio, text
@@ -357,7 +358,7 @@ RAW_BAD_FRAMES = {
 
 @pytest.mark.parametrize("name", list(RAW_BAD_FRAMES))
 def test_raw_malformed_frames_close_1007(name: str) -> None:
-    setup = {"setup": {"model": "models/x",
+    setup = {"setup": {"model": f"models/{MODEL}",
                        "realtime_input_config": {"automaticActivityDetection": {"disabled": True}}}}
 
     async def main() -> Any:
@@ -387,7 +388,7 @@ def test_handshake_rejections() -> None:
                         pass
                 statuses.append(info.value.response.status_code)
             async with ws_connect(base + LIVE_PATH + "?key=abc", ssl=emu.ssl_context()) as ws:  # key in query
-                await ws.send('{"setup": {"model": "models/x"}}')
+                await ws.send(json.dumps({"setup": {"model": f"models/{MODEL}"}}))
                 assert json.loads(await ws.recv()) == {"setupComplete": {}}
             return statuses
 
@@ -553,7 +554,7 @@ def test_cli_serves_another_process_via_environment() -> None:
             "import asyncio\nfrom google import genai\n"
             "async def main():\n"
             "    c = genai.Client()\n"  # base URL, key and trusted certificate from the environment
-            "    async with c.aio.live.connect(model='m', config={}) as s:\n"
+            f"    async with c.aio.live.connect(model='{MODEL}', config={{}}) as s:\n"
             "        await s.send_realtime_input(text='hi')\n"
             "        n = 0\n"
             "        async for m in s.receive():\n"

@@ -26,6 +26,7 @@ from .media import inspect_image
 from .pacing import plan_answer
 from .records import Answer, AudioChunkRecord, Interruption, SentEvent, Session, Utterance, VideoFrameRecord
 from .scenarios import Scenario
+from .schema import check_model, validate_setup
 from .tools import (INVALID_ARGUMENT, ToolCall, Tools, calls_named_in, describe_result, parse_scenario_args,
                     parse_tool_response, parse_tools)
 from ..vad import EnergyVad, VadConfig
@@ -198,9 +199,13 @@ class Connection:
         kind, body = p.parse_client_frame(raw)
         if kind != "setup":
             raise p.ProtocolError(f"The first message must be setup, got {p.to_snake(kind)}.")
-        setup = p.parse_setup(body)
-        self.record._set(setup=body, model=setup.model)
+        self.record._set(setup=body if isinstance(body, dict) else None)
         self.record._add("_client_messages", (time.monotonic(), "setup"))
+        version = self.record.api_version
+        validate_setup(body, version)
+        setup = p.parse_setup(body)
+        self.record._set(model=setup.model)
+        check_model(setup.model, setup.response_modalities, version, any_model=self.scenario.any_model)
         if setup.resumption_handle:
             state = self.registry.lookup(setup.resumption_handle)
             if state is None:

@@ -8,6 +8,7 @@ Linux is one system-wide clock, so other processes can compare against them.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,6 +183,12 @@ class Session:
                 setattr(self, "_" + key, value)
 
     # -- readers (any thread) -------------------------------------------------------------
+
+    @property
+    def api_version(self) -> str:
+        """The API version in the upgrade path (``v1beta``, ``v1alpha`` or ``v1``)."""
+        match = re.search(r"generativelanguage\.(v[0-9a-z]+)\.", self.path)
+        return match.group(1) if match else "v1beta"
 
     @property
     def setup(self) -> dict[str, Any] | None:

@@ -86,6 +86,8 @@ class Scenario:
             models, whose current versions call asynchronously by default; else BLOCKING).
         tool_reply_template: answer spoken with a function's result (``{name}``, ``{result}``).
         tool_filler_template: what the model says while a NON_BLOCKING call runs.
+        any_model: serve any model name (the service closes 1008 on models it does not
+            serve for ``bidiGenerateContent``; so does the emulator unless this is set).
         vad_threshold_dbfs: energy VAD threshold.
         vad_start_ms: voiced time that confirms the start of speech.
         vad_end_ms: silence that confirms the end of speech.
@@ -121,6 +123,7 @@ class Scenario:
     tool_behavior_default: str = "auto"
     tool_reply_template: str = "The {name} function says {result}."
     tool_filler_template: str = "Let me check with {name}."
+    any_model: bool = False
     vad_threshold_dbfs: float = -40.0
     vad_start_ms: int = 100
     vad_end_ms: int = 500
