@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import threading
 import time
 from typing import Any
@@ -20,11 +19,13 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from . import protocol as p
 from .media import inspect_image
 from .pacing import plan_answer
 from .records import Answer, AudioChunkRecord, Interruption, SentEvent, Session, Utterance, VideoFrameRecord
+from .resumption import ResumableState, ResumptionRegistry
 from .scenarios import Scenario
 from .schema import check_model, validate_setup
 from .tools import (INVALID_ARGUMENT, ToolCall, Tools, calls_named_in, describe_result, parse_scenario_args,
@@ -36,44 +37,6 @@ logger = logging.getLogger(__name__)
 
 INPUT_RATE_HZ = 16_000
 SETUP_TIMEOUT_S = 30.0
-
-
-class ResumableState:
-    """Session state that continues when a client reconnects with a resumption handle."""
-
-    def __init__(self, state_id: str) -> None:
-        self.id = state_id
-        self.turn_index = 0
-        self.connections = 0
-        self.audio_samples = 0
-        self.context_tokens = 0  # what the model's context holds (usage counts grow with it)
-
-
-class ResumptionRegistry:
-    """Issued resumption handles and the session state each one resumes (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._handles: dict[str, ResumableState] = {}
-        self._count = 0
-
-    def new_state(self) -> ResumableState:
-        """A fresh session state."""
-        with self._lock:
-            self._count += 1
-            return ResumableState(f"session-{self._count}")
-
-    def issue(self, state: ResumableState) -> str:
-        """A new handle for ``state``."""
-        handle = secrets.token_urlsafe(24)
-        with self._lock:
-            self._handles[handle] = state
-        return handle
-
-    def lookup(self, handle: str) -> ResumableState | None:
-        """The state a handle resumes, or None when it was never issued here."""
-        with self._lock:
-            return self._handles.get(handle)
 
 
 def _describe(message: dict[str, Any]) -> str:
@@ -145,6 +108,9 @@ class Connection:
             async for raw in self.ws:
                 await self._handle_frame(raw)
         except p.ProtocolError as exc:
+            if exc.detail:
+                self.record._set(error_detail=exc.detail)
+                logger.info("session %d refused: %s (%s)", self.record.index, exc.reason, exc.detail)
             self.request_close(exc.code, exc.reason)
         except ConnectionClosed:
             pass
@@ -207,9 +173,7 @@ class Connection:
         self.record._set(model=setup.model)
         check_model(setup.model, setup.response_modalities, version, any_model=self.scenario.any_model)
         if setup.resumption_handle:
-            state = self.registry.lookup(setup.resumption_handle)
-            if state is None:
-                raise p.ProtocolError("Invalid session resumption handle (not issued by this emulator).")
+            state = self.registry.resume(setup.resumption_handle)
             self.record._set(resumed_with=setup.resumption_handle)
         else:
             state = self.registry.new_state()
@@ -232,15 +196,22 @@ class Connection:
         if sc.close_after_s is not None:
             self._timers.append(asyncio.create_task(self._close_later(sc.close_after_s)))
 
-    async def _send_resumption(self, resumable: bool) -> None:
+    async def _send_resumption(self, resumable: bool, without_handle: bool = False) -> None:
         if self.setup is None or not self.setup.resumption_enabled or self._closing:
             return
         if resumable and any(c.pending and c.behavior == "BLOCKING" for c in self._calls.values()):
             resumable = False  # not while the model waits for a function's result
-        handle = self.registry.issue(self.state) if resumable else ""  # type: ignore[arg-type]
+        if resumable and without_handle and self.scenario.handleless_updates and self.record.handles_issued:
+            await self._send({"sessionResumptionUpdate": {"resumable": True}})  # the last handle still resumes
+            return
+        handle = self.registry.issue(self.state, self.is_open) if resumable else ""  # type: ignore[arg-type]
         if handle:
             self.record._add("_handles_issued", handle)
         await self._send(p.msg_resumption_update(handle, resumable))
+
+    def is_open(self) -> bool:
+        """True while the WebSocket is open (no close frame sent or received yet)."""
+        return self.ws.protocol.state is State.OPEN
 
     async def _lifetime(self) -> None:
         sc = self.scenario
@@ -380,7 +351,7 @@ class Connection:
         if answer is not None:
             await self._send(p.msg_server_flag("turnComplete"))
             answer.turn_complete_at = time.monotonic()
-        await self._send_resumption(resumable=True)
+        await self._send_resumption(resumable=True, without_handle=True)
 
     async def _cut_answer(self, cause: str, detected_at: float) -> None:
         """Stops the answer being sent and says ``interrupted``; queued answers are dropped."""
@@ -512,8 +483,8 @@ class Connection:
         for response in parse_tool_response(body):
             call = self._calls.get(response.id)
             if call is None:
-                self.record._set(error_detail=f"toolResponse for unknown function call id {response.id!r}")
-                raise p.ProtocolError(INVALID_ARGUMENT)
+                raise p.ProtocolError(INVALID_ARGUMENT,
+                                      detail=f"toolResponse for unknown function call id {response.id!r}")
             if not call.pending:  # cancelled, or already answered: the model ignores it
                 self.record._add("_late_tool_responses", response)
                 continue

@@ -39,10 +39,12 @@ _B64_CHARS = re.compile(r"^[A-Za-z0-9+/\-_]*={0,2}$")
 class ProtocolError(Exception):
     """A client frame the service would refuse; closes the connection with ``code``."""
 
-    def __init__(self, reason: str, code: int = 1007) -> None:
+    def __init__(self, reason: str, code: int = 1007, detail: str | None = None) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = truncate_reason(reason)
+        #: What exactly was wrong, for the session record, when ``reason`` is the service's terse one.
+        self.detail = detail
 
 
 def truncate_reason(reason: str) -> str:

@@ -140,7 +140,7 @@ class Session:
 
     Attributes:
         index: order of the connection at this emulator (0-based).
-        path: upgrade request path.
+        path: upgrade request path (``?key=`` / ``?access_token=`` values masked).
         headers: upgrade request headers (the API key value is masked).
         scenario: the :class:`~duplex.emulator.scenarios.Scenario` in effect.
         opened_at: time the WebSocket was accepted.

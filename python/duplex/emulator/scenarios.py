@@ -72,8 +72,10 @@ class Scenario:
         go_away_lead_s: ``goAway`` is sent this long before the end of the lifetime.
         close_after_go_away_s: close this long after ``goAway`` (None = at the end of
             the lifetime, i.e. after ``timeLeft``).
-        expiry_close_code: close code when the lifetime ends (the service uses 1008).
+        expiry_close_code: close code when the lifetime ends (the service: 1011).
         expiry_close_reason: reason sent with ``expiry_close_code``.
+        handleless_updates: after a barge-in, say ``{"resumable": true}`` with no new
+            handle (the last handle still resumes), as the service may.
         reply_template: what the voice says after speech; ``{seconds}`` = speech length.
         text_reply_template: reply to text input; ``{text}`` = the text.
         input_transcription_template: honest placeholder transcription of speech.
@@ -108,12 +110,11 @@ class Scenario:
     close_after_answers: int | None = None
     close_after_s: float | None = None
     connection_lifetime_s: float = 600.0
-    go_away_lead_s: float = 60.0
+    go_away_lead_s: float = 50.0
     close_after_go_away_s: float | None = None
-    expiry_close_code: int = 1008
-    expiry_close_reason: str = (
-        "Connection aborted because the client failed to close the connection after receiving a GoAway signal"
-    )
+    expiry_close_code: int = 1011
+    expiry_close_reason: str = "Deadline expired before operation could complete."
+    handleless_updates: bool = True
     reply_template: str = "You said something for {seconds:.1f} seconds."
     text_reply_template: str = "You wrote: {text}"
     input_transcription_template: str = "[speech {seconds:.1f} s]"

@@ -23,7 +23,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from .certs import CertificateFiles, generate_certificate
-from .connection import INPUT_RATE_HZ, Connection, ResumptionRegistry
+from .connection import INPUT_RATE_HZ, Connection
+from .resumption import ResumptionRegistry
 from .records import Session
 from .scenarios import SCENARIO_HEADER, Scenario, ScenarioError, scenario_from
 from .voice import Voice
@@ -55,6 +56,20 @@ def api_key_of(request: Request) -> str | None:
         if query.get(name) and query[name][0]:
             return query[name][0]
     return None
+
+
+#: Query parameters and headers that carry a credential; their values never reach a record.
+SECRET_PARAMS = ("key", "access_token")
+SECRET_HEADERS = ("x-goog-api-key", "authorization")
+
+
+def mask_secrets(raw_path: str) -> str:
+    """The upgrade path with the values of ``?key=`` / ``?access_token=`` replaced by ``<set>``."""
+    path, sep, query = raw_path.partition("?")
+    if not sep:
+        return raw_path
+    masked = re.sub(r"(^|&)(" + "|".join(SECRET_PARAMS) + r")=[^&]*", r"\1\2=<set>", query)
+    return f"{path}?{masked}"
 
 
 def normalise_path(raw_path: str) -> str:
@@ -253,10 +268,9 @@ class LiveEmulator:
     async def _handle(self, ws: ServerConnection) -> None:
         request = ws.request
         assert request is not None
-        headers = {k: ("<set>" if k.lower() in ("x-goog-api-key", "authorization") else v)
-                   for k, v in request.headers.raw_items()}
+        headers = {k: ("<set>" if k.lower() in SECRET_HEADERS else v) for k, v in request.headers.raw_items()}
         with self._lock:
-            record = Session(len(self._sessions), request.path, headers, self._scenario_for(request),
+            record = Session(len(self._sessions), mask_secrets(request.path), headers, self._scenario_for(request),
                              time.monotonic())
             self._sessions.append(record)
         connection = Connection(ws, record, record.scenario, self.voice, self._registry, self.accepted_input_rates)
