@@ -59,6 +59,10 @@ class PulseServer:
     keeper_pid: Optional[int]
     dir: str  # temp dir: socket, log, cookie
     startup_s: float = 0.0
+    rate: int = 48000
+    channels: int = 2
+    keeper: bool = True
+    timeout: float = 15.0
     _procs: List[subprocess.Popen] = field(default_factory=list, repr=False)
 
     def stop(self) -> None:
@@ -102,6 +106,69 @@ class PulseServer:
             return None
         return int(m.group(1)) if m else None
 
+    # -- devices that come and go (tests of the engine's supervisor) ---------------------
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kills the daemon and its keeper by PID, as a crash would; waits until gone.
+        The dir (and the socket path) stay, for :meth:`restart`."""
+        for p in self._procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(sig)
+        for p in self._procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=5)
+            _stop(p)
+        self._procs.clear()
+        self.keeper_pid = None
+
+    def restart(self) -> None:
+        """Starts the daemon (and keeper) again on the same socket, after :meth:`kill`."""
+        self.kill()
+        try:
+            _launch(self)
+        except BaseException:
+            self.kill()
+            raise
+
+    def add_sink(self, name: str, make_default: bool = False) -> int:
+        """Loads another null sink (a headset being plugged in); returns its module index."""
+        index = int(self.pactl(
+            "load-module", "module-null-sink", f"sink_name={name}", f"rate={self.rate}",
+            f"channels={self.channels}", f"sink_properties=device.description={name}").strip())
+        if make_default:
+            self.pactl("set-default-sink", name)
+        return index
+
+    def remove_module(self, index: int) -> None:
+        """Unloads a module (e.g. a sink): its streams move to another sink, or die."""
+        self.pactl("unload-module", str(index))
+
+    def module_index(self, module: str) -> Optional[int]:
+        """Index of the first loaded module of that name (e.g. ``module-null-sink``)."""
+        for line in self.pactl("list", "short", "modules").splitlines():
+            cols = line.split("\t")
+            if len(cols) >= 2 and cols[1] == module:
+                return int(cols[0])
+        return None
+
+    def sink_inputs(self) -> List[Dict[str, str]]:
+        """The playback streams: their ``index``, ``sink`` index and ``client`` index."""
+        out = []
+        for line in self.pactl("list", "short", "sink-inputs").splitlines():
+            cols = line.split("\t")
+            if len(cols) >= 3:
+                out.append({"index": cols[0], "sink": cols[1], "client": cols[2]})
+        return out
+
+    def sink_index(self, name: str) -> Optional[str]:
+        """Index of the sink called ``name``, or None."""
+        for line in self.pactl("list", "short", "sinks").splitlines():
+            cols = line.split("\t")
+            if len(cols) >= 2 and cols[1] == name:
+                return cols[0]
+        return None
+
 
 def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
     """SIGTERM, wait up to `grace` s, then SIGKILL; always reaps."""
@@ -137,7 +204,6 @@ def start_null_sink(rate: int = 48000, channels: int = 2, keeper: bool = True,
     """
     if not available():
         raise RuntimeError("pulseaudio/pactl/pacat not installed: run scripts/audio-server.sh install")
-    t0 = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="duplex-audio.")
     os.makedirs(os.path.join(tmp, "pulse"), mode=0o700)
     socket = os.path.join(tmp, "pulse", "native")
@@ -154,47 +220,53 @@ def start_null_sink(rate: int = 48000, channels: int = 2, keeper: bool = True,
             f"set-default-sink {SINK}\n"
             f"set-default-source {SOURCE}\n"
         )
-    child_env = {**os.environ, **env}
-    popen: Dict[str, Any] = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, start_new_session=True)
-    srv = PulseServer(env=env, pid=0, keeper_pid=None, dir=tmp)
-    procs = srv._procs
+    srv = PulseServer(env=env, pid=0, keeper_pid=None, dir=tmp, rate=rate, channels=channels,
+                      keeper=keeper, timeout=timeout)
     try:
-        daemon = subprocess.Popen(
-            ["pulseaudio", "--daemonize=no", "-n", "-F", os.path.join(tmp, "null.pa"),
-             "--exit-idle-time=-1", "--use-pid-file=no",
-             f"--log-target=file:{os.path.join(tmp, 'pulse.log')}"],
-            # PULSE_STATE_PATH: the daemon would otherwise create ~/.config/pulse
-            env={**child_env, "PULSE_STATE_PATH": os.path.join(tmp, "pa-state")}, **popen)
-        procs.append(daemon)
-        srv.pid = daemon.pid
-        deadline = t0 + timeout
-
-        def sink_up() -> bool:
-            try:
-                return SINK in srv.pactl("list", "short", "sinks")
-            except (subprocess.SubprocessError, OSError):
-                return False
-
-        _wait_for(sink_up, deadline, procs, "sink never appeared", srv)
-        if keeper:
-            kp = subprocess.Popen(
-                ["pacat", "--record", "-s", env["PULSE_SERVER"], "-d", SOURCE,
-                 "--latency-msec=10", "--raw", "--client-name=duplex-keeper"],
-                env=child_env, **popen)
-            procs.append(kp)
-            srv.keeper_pid = kp.pid
-
-            def low_latency() -> bool:
-                lat = srv.sink_latency_us()
-                return lat is not None and lat < 20000
-
-            _wait_for(low_latency, deadline, procs, "sink latency never dropped below 20 ms", srv)
+        _launch(srv)
     except BaseException:
         srv.stop()
         raise
-    srv.startup_s = time.monotonic() - t0
     return srv
+
+
+def _launch(srv: PulseServer) -> None:
+    """Starts the daemon (and keeper) of ``srv`` in its dir; returns once it is usable."""
+    t0 = time.monotonic()
+    child_env = {**os.environ, **srv.env}
+    popen: Dict[str, Any] = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+    procs = srv._procs
+    daemon = subprocess.Popen(
+        ["pulseaudio", "--daemonize=no", "-n", "-F", os.path.join(srv.dir, "null.pa"),
+         "--exit-idle-time=-1", "--use-pid-file=no", f"--log-target=file:{srv.log_path}"],
+        # PULSE_STATE_PATH: the daemon would otherwise create ~/.config/pulse
+        env={**child_env, "PULSE_STATE_PATH": os.path.join(srv.dir, "pa-state")}, **popen)
+    procs.append(daemon)
+    srv.pid = daemon.pid
+    deadline = t0 + srv.timeout
+
+    def sink_up() -> bool:
+        try:
+            return SINK in srv.pactl("list", "short", "sinks")
+        except (subprocess.SubprocessError, OSError):
+            return False
+
+    _wait_for(sink_up, deadline, procs, "sink never appeared", srv)
+    if srv.keeper:
+        kp = subprocess.Popen(
+            ["pacat", "--record", "-s", srv.env["PULSE_SERVER"], "-d", SOURCE,
+             "--latency-msec=10", "--raw", "--client-name=duplex-keeper"],
+            env=child_env, **popen)
+        procs.append(kp)
+        srv.keeper_pid = kp.pid
+
+        def low_latency() -> bool:
+            lat = srv.sink_latency_us()
+            return lat is not None and lat < 20000
+
+        _wait_for(low_latency, deadline, procs, "sink latency never dropped below 20 ms", srv)
+    srv.startup_s = time.monotonic() - t0
 
 
 @contextlib.contextmanager

@@ -3,14 +3,16 @@
 //! touch one place.
 //!
 //! Devices are opened at their own rate, channel count and sample format; the engine converts.
+//! The device buffer follows [`Latency`]; the streams themselves are built in
+//! [`crate::cpal_stream`] and kept alive by [`crate::supervisor`].
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize, SupportedStreamConfig};
+use cpal::traits::{DeviceTrait, HostTrait};
+use cpal::{SampleFormat, StreamConfig, SupportedBufferSize, SupportedStreamConfig};
 
-use crate::callback::{InputCallback, OutputCallback, MAX_BLOCK_FRAMES};
+use crate::callback::MAX_BLOCK_FRAMES;
 use crate::error::{EngineError, Result};
 use crate::stats::SharedStats;
 
@@ -28,6 +30,75 @@ pub enum DeviceSelector {
     Disabled,
 }
 
+/// How much audio the device buffer holds: the trade between robustness and delay, in the
+/// spirit of python-sounddevice's `latency`.
+///
+/// cpal asks the host for two periods of half this each; what the host really grants is
+/// read back and reported (PulseAudio's ALSA plugin insists on three periods, so it splits
+/// the same buffer into thirds).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Latency {
+    /// 20 ms: the lowest delay that still works through a sound server on an idle machine.
+    #[default]
+    Low,
+    /// 80 ms: survives a machine whose cores are busy with other work, in full duplex.
+    High,
+    /// This many milliseconds of device buffer (4..=1000).
+    Ms(f64),
+}
+
+impl Latency {
+    /// The device buffer in milliseconds.
+    pub fn buffer_ms(self) -> f64 {
+        match self {
+            Latency::Low => LOW_LATENCY_MS,
+            Latency::High => HIGH_LATENCY_MS,
+            Latency::Ms(ms) => ms,
+        }
+    }
+
+    /// Parses `"low"`, `"high"` or a number of milliseconds.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidInput`] for anything else or an out-of-range number.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "low" => Ok(Latency::Low),
+            "high" => Ok(Latency::High),
+            other => other
+                .parse::<f64>()
+                .map_err(|_| ())
+                .and_then(|ms| Latency::from_ms(ms).map_err(|_| ()))
+                .map_err(|()| {
+                    EngineError::InvalidInput(format!(
+                        "latency must be 'low', 'high' or milliseconds of device buffer \
+                         (4-1000), got '{text}'"
+                    ))
+                }),
+        }
+    }
+
+    /// A buffer of `ms` milliseconds.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidInput`] outside 4..=1000 ms.
+    pub fn from_ms(ms: f64) -> Result<Self> {
+        if ms.is_finite() && (4.0..=1000.0).contains(&ms) {
+            Ok(Latency::Ms(ms))
+        } else {
+            Err(EngineError::InvalidInput(format!(
+                "latency must be 4-1000 ms of device buffer ('low' = {LOW_LATENCY_MS}, 'high' = \
+                 {HIGH_LATENCY_MS}), got {ms}"
+            )))
+        }
+    }
+}
+
+/// Device buffer of [`Latency::Low`], in milliseconds.
+pub const LOW_LATENCY_MS: f64 = 20.0;
+/// Device buffer of [`Latency::High`], in milliseconds.
+pub const HIGH_LATENCY_MS: f64 = 80.0;
+
 /// Settings for real devices.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CpalConfig {
@@ -37,8 +108,20 @@ pub struct CpalConfig {
     pub output: DeviceSelector,
     /// Ask both devices for this rate instead of their default.
     pub sample_rate: Option<u32>,
-    /// Frames per callback to ask for; `None` = about 10 ms at the device rate.
+    /// Frames per callback to ask for; overrides the latency (the buffer is two of these).
     pub period_frames: Option<u32>,
+}
+
+impl CpalConfig {
+    /// Device buffer size. (Becomes a setting with the bindings split; until then the
+    /// default.)
+    pub fn latency(&self) -> Latency {
+        Latency::default()
+    }
+    /// Promote the device threads to real-time priority where the system allows it.
+    pub fn realtime(&self) -> bool {
+        true
+    }
 }
 
 /// One device as [`list_devices`] reports it.
@@ -276,11 +359,14 @@ fn choose_config(
         })
 }
 
-fn buffer_size_for(config: &SupportedStreamConfig, period: Option<u32>) -> BufferSize {
-    let wanted = period.unwrap_or((config.sample_rate() / 100).max(64));
+/// Frames per period to ask for: `period` if given, else half the latency's buffer (cpal
+/// asks for two periods), clamped to what the device reports.
+fn period_for(config: &SupportedStreamConfig, period: Option<u32>, latency: Latency) -> u32 {
+    let half_buffer = latency.buffer_ms() / 2000.0 * f64::from(config.sample_rate());
+    let wanted = period.unwrap_or((half_buffer.round() as u32).max(32));
     match *config.buffer_size() {
-        SupportedBufferSize::Range { min, max } => BufferSize::Fixed(wanted.clamp(min, max)),
-        SupportedBufferSize::Unknown => BufferSize::Fixed(wanted),
+        SupportedBufferSize::Range { min, max } => wanted.clamp(min, max),
+        SupportedBufferSize::Unknown => wanted,
     }
 }
 
@@ -314,7 +400,7 @@ pub fn device_error_name(code: u32) -> &'static str {
 pub struct ResolvedDevice {
     device: cpal::Device,
     config: SupportedStreamConfig,
-    buffer: BufferSize,
+    period: u32,
 }
 
 impl std::fmt::Debug for ResolvedDevice {
@@ -337,10 +423,27 @@ impl ResolvedDevice {
     }
     /// Frames per callback requested (the device may deliver other sizes).
     pub fn period_frames(&self) -> u32 {
-        match self.buffer {
-            BufferSize::Fixed(n) => n,
-            BufferSize::Default => self.rate() / 100,
-        }
+        self.period
+    }
+    /// Device buffer requested: cpal asks ALSA for two periods.
+    pub fn buffer_frames(&self) -> u32 {
+        self.period * 2
+    }
+    /// Stable id, e.g. `alsa:default`.
+    pub fn id(&self) -> String {
+        device_id(&self.device)
+    }
+    /// The cpal device.
+    pub fn device(&self) -> &cpal::Device {
+        &self.device
+    }
+    /// Rate and channels to open it with (buffer size set by the caller).
+    pub fn stream_config(&self) -> StreamConfig {
+        self.config.config()
+    }
+    /// The device's sample format.
+    pub fn sample_format(&self) -> SampleFormat {
+        self.config.sample_format()
     }
 }
 
@@ -365,33 +468,22 @@ pub fn resolve(config: &CpalConfig, input: bool) -> Result<Option<ResolvedDevice
             "period_frames must be at most {MAX_BLOCK_FRAMES}"
         )));
     }
-    let buffer = buffer_size_for(&chosen, config.period_frames);
+    let period = period_for(&chosen, config.period_frames, config.latency());
     Ok(Some(ResolvedDevice {
         device,
         config: chosen,
-        buffer,
+        period,
     }))
 }
 
-/// Running cpal streams; dropping them stops the device callbacks.
-pub struct CpalStreams {
-    _streams: Vec<cpal::Stream>,
-}
-
-impl std::fmt::Debug for CpalStreams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CpalStreams").finish_non_exhaustive()
-    }
-}
-
-/// The handler given to cpal for stream errors. **Real time** (it runs on the audio thread):
-/// it counts the error in `stats`, with bursts closer than 100 ms counted as one episode.
-pub fn device_error_handler(stats: Arc<SharedStats>) -> impl FnMut(cpal::Error) + Send + 'static {
-    // Only atomics and the clock, no logging. cpal's ALSA worker can report one fault
-    // thousands of times in a few milliseconds (the pulse plugin's delay query failing in a
-    // loop), so errors closer together than ERROR_BURST count as one episode.
+/// Counts device errors into `stats`, with bursts closer than 100 ms counted as one
+/// episode. **Real time**: atomics and the clock only.
+pub fn device_error_counter(stats: Arc<SharedStats>) -> impl FnMut(&cpal::Error) + Send + 'static {
+    // cpal's ALSA worker can report one fault thousands of times in a few milliseconds (the
+    // pulse plugin's delay query failing in a loop), so errors closer together than
+    // ERROR_BURST count as one episode.
     let mut last: Option<std::time::Instant> = None;
-    move |err: cpal::Error| {
+    move |err: &cpal::Error| {
         let now = std::time::Instant::now();
         if last.is_none_or(|t| now.duration_since(t) > ERROR_BURST) {
             stats.device_errors.fetch_add(1, Relaxed);
@@ -404,117 +496,11 @@ pub fn device_error_handler(stats: Arc<SharedStats>) -> impl FnMut(cpal::Error) 
     }
 }
 
+/// A cpal error callback that only counts (see [`device_error_counter`]). **Real time.**
+pub fn device_error_handler(stats: Arc<SharedStats>) -> impl FnMut(cpal::Error) + Send + 'static {
+    let mut count = device_error_counter(stats);
+    move |err: cpal::Error| count(&err)
+}
+
 /// Errors closer together than this are one episode.
 const ERROR_BURST: std::time::Duration = std::time::Duration::from_millis(100);
-
-macro_rules! with_sample_type {
-    ($format:expr, $t:ident => $body:expr, $unsupported:expr) => {
-        match $format {
-            SampleFormat::F32 => {
-                type $t = f32;
-                $body
-            }
-            SampleFormat::I16 => {
-                type $t = i16;
-                $body
-            }
-            SampleFormat::I32 => {
-                type $t = i32;
-                $body
-            }
-            SampleFormat::I24 => {
-                type $t = cpal::I24;
-                $body
-            }
-            SampleFormat::U16 => {
-                type $t = u16;
-                $body
-            }
-            SampleFormat::U8 => {
-                type $t = u8;
-                $body
-            }
-            SampleFormat::I8 => {
-                type $t = i8;
-                $body
-            }
-            SampleFormat::F64 => {
-                type $t = f64;
-                $body
-            }
-            other => $unsupported(other),
-        }
-    };
-}
-
-fn build_input(
-    dev: &ResolvedDevice,
-    buffer: BufferSize,
-    mut cb: InputCallback,
-    stats: &Arc<SharedStats>,
-) -> std::result::Result<cpal::Stream, String> {
-    let config = StreamConfig {
-        buffer_size: buffer,
-        ..dev.config.config()
-    };
-    let errs = device_error_handler(Arc::clone(stats));
-    with_sample_type!(dev.config.sample_format(), T => {
-        dev.device
-            .build_input_stream(config, move |data: &[T], _: &cpal::InputCallbackInfo| cb.process(data), errs, None)
-            .map_err(|e| e.to_string())
-    }, |f| Err(format!("sample format {f} is not supported")))
-}
-
-fn build_output(
-    dev: &ResolvedDevice,
-    buffer: BufferSize,
-    mut cb: OutputCallback,
-    stats: &Arc<SharedStats>,
-) -> std::result::Result<cpal::Stream, String> {
-    let config = StreamConfig {
-        buffer_size: buffer,
-        ..dev.config.config()
-    };
-    let errs = device_error_handler(Arc::clone(stats));
-    with_sample_type!(dev.config.sample_format(), T => {
-        dev.device
-            .build_output_stream(config, move |data: &mut [T], _: &cpal::OutputCallbackInfo| cb.process(data), errs, None)
-            .map_err(|e| e.to_string())
-    }, |f| Err(format!("sample format {f} is not supported")))
-}
-
-/// Builds and starts the streams with the buffer size chosen by [`resolve`] (clamped to the
-/// range the device reports).
-///
-/// # Errors
-/// [`EngineError::Device`] when a stream cannot be built or started.
-pub fn start_streams(
-    input: Option<(&ResolvedDevice, InputCallback)>,
-    output: Option<(&ResolvedDevice, OutputCallback)>,
-    stats: &Arc<SharedStats>,
-) -> Result<CpalStreams> {
-    let mut streams = Vec::new();
-    if let Some((dev, cb)) = output {
-        let stream = build_output(dev, dev.buffer, cb, stats).map_err(|e| {
-            EngineError::Device(format!(
-                "cannot open output device '{}': {e}",
-                device_id(&dev.device)
-            ))
-        })?;
-        streams.push(stream);
-    }
-    if let Some((dev, cb)) = input {
-        let stream = build_input(dev, dev.buffer, cb, stats).map_err(|e| {
-            EngineError::Device(format!(
-                "cannot open input device '{}': {e}",
-                device_id(&dev.device)
-            ))
-        })?;
-        streams.push(stream);
-    }
-    for s in &streams {
-        s.play()
-            .map_err(|e| EngineError::Device(format!("cannot start audio stream: {e}")))?;
-    }
-    Ok(CpalStreams { _streams: streams })
-}

@@ -12,12 +12,15 @@ use std::time::{Duration, Instant};
 use crate::callback::{InputCallback, OutputCallback};
 use crate::capture::{capture_channel, CaptureReader};
 use crate::convert::to_dbfs;
-use crate::cpal_device::{self, device_error_name, CpalConfig, CpalStreams};
+use crate::cpal_device::{self, device_error_name, CpalConfig, ResolvedDevice};
+use crate::cpal_stream::{self, CallbackSlots, CpalStreams};
+use crate::device_health::DeviceHealth;
 use crate::error::{EngineError, Result};
 use crate::playback::{
     playback_channel, InterruptReport, PlaybackProducer, PlaybackShared, MODEL_RATE_HZ,
 };
 use crate::stats::{SharedStats, Stats};
+use crate::supervisor::{Builder, DeviceEvent, DeviceState, EventLog, Supervisor};
 use crate::virtual_device::{VirtualConfig, VirtualDevice, VirtualShared};
 
 /// Which devices the engine drives.
@@ -113,8 +116,67 @@ pub struct DeviceParams {
 }
 
 enum DeviceHandle {
-    Cpal(CpalStreams),
+    Cpal(Supervisor),
     Virtual(VirtualDevice),
+}
+
+/// Longest `stop()` waits for real devices to shut down. A stream whose sound server died
+/// can hang in its backend for ever; it is left behind rather than hanging the caller.
+pub const STOP_WAIT: Duration = Duration::from_millis(400);
+
+/// The health of real devices: a snapshot from [`Engine::device_status`].
+///
+/// Gaps are what a listener lost below the engine's ring, found from the device's frame
+/// clock (see [`crate::device_health::FrameClock`]); `*_backend_xruns` are the xruns the
+/// backend itself reported (ALSA `EPIPE`). Frame counts are converted to milliseconds at
+/// the device rate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceStatus {
+    /// "running", "lost" (gone; the engine retries), "stopped", or "virtual".
+    pub state: String,
+    /// Why the devices are gone (empty while they run).
+    pub lost_reason: String,
+    /// Streams given up because they died.
+    pub losses: u64,
+    /// Successful rebuilds after a loss.
+    pub restores: u64,
+    /// Dead streams that hung in their backend on shutdown and were left behind.
+    pub leaked_streams: u64,
+    /// Output device id (e.g. `alsa:default`), empty without output.
+    pub output_device: String,
+    /// Input device id, empty without input.
+    pub input_device: String,
+    /// Device buffer asked for, in milliseconds (the `latency` setting).
+    pub latency_requested_ms: f64,
+    /// Output period the host granted, in frames (read back from the stream).
+    pub output_period_frames: u32,
+    /// Input period the host granted, in frames.
+    pub input_period_frames: u32,
+    /// Audio queued ahead of the listener at the last output callback, per the host's
+    /// timestamps (the output latency the host really runs at), in milliseconds.
+    pub output_delay_ms: f64,
+    /// Audio waiting in the input device at the last input callback, in milliseconds.
+    pub input_delay_ms: f64,
+    /// Output underruns below the ring (the device played silence it was not given).
+    pub output_device_underruns: u64,
+    /// Audio lost to them, in milliseconds.
+    pub output_device_underrun_ms: f64,
+    /// Input overruns below the ring (audio the device produced and dropped).
+    pub input_device_overruns: u64,
+    /// Audio lost to them, in milliseconds.
+    pub input_device_overrun_ms: f64,
+    /// Xruns the backend reported on the output.
+    pub output_backend_xruns: u64,
+    /// Xruns the backend reported on the input.
+    pub input_backend_xruns: u64,
+    /// Every error callback of the output streams.
+    pub output_error_callbacks: u64,
+    /// Every error callback of the input streams.
+    pub input_error_callbacks: u64,
+    /// Scheduling of the output device thread: "realtime", "normal (...)", "" before it ran.
+    pub output_thread: String,
+    /// Scheduling of the input device thread.
+    pub input_thread: String,
 }
 
 /// One start..stop of the devices, with its rings.
@@ -126,6 +188,15 @@ struct Session {
     params: DeviceParams,
     virtual_shared: Option<Arc<VirtualShared>>,
     running: AtomicBool,
+    /// Real devices only: lost or not, why, what the host granted.
+    device_state: Option<Arc<DeviceState>>,
+}
+
+impl Session {
+    /// `Some(state)` while the real devices are gone.
+    fn lost(&self) -> Option<&DeviceState> {
+        self.device_state.as_deref().filter(|s| s.is_lost())
+    }
 }
 
 /// A full-duplex audio engine: capture chunks out, model audio in, flush on interrupt.
@@ -137,6 +208,12 @@ pub struct Engine {
     /// The devices' parameters of the last start, so stats() stays meaningful after stop().
     last_params: Mutex<DeviceParams>,
     closed: AtomicBool,
+    /// Device events of every session (lost, restored).
+    events: Arc<EventLog>,
+    /// What the device threads report (totals over the engine's life).
+    health: Arc<DeviceHealth>,
+    /// Device state of the last real-device session (kept after stop for stats()).
+    last_device_state: Mutex<Option<Arc<DeviceState>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -194,6 +271,9 @@ impl Engine {
             last_virtual: Mutex::new(None),
             last_params: Mutex::new(DeviceParams::default()),
             closed: AtomicBool::new(false),
+            events: Arc::new(EventLog::default()),
+            health: Arc::new(DeviceHealth::default()),
+            last_device_state: Mutex::new(None),
         })
     }
 
@@ -259,6 +339,9 @@ impl Engine {
         if let Some(v) = &session.virtual_shared {
             *lock(&self.last_virtual) = Some(Arc::clone(v));
         }
+        if let Some(d) = &session.device_state {
+            *lock(&self.last_device_state) = Some(Arc::clone(d));
+        }
         *lock(&self.last_params) = session.params;
         *slot = Some(Arc::new(session));
         Ok(())
@@ -308,6 +391,7 @@ impl Engine {
             },
             virtual_shared: Some(shared),
             running: AtomicBool::new(true),
+            device_state: None,
         })
     }
 
@@ -329,10 +413,14 @@ impl Engine {
             .transpose()?;
         let (producer, out_cb) = output.map_or((None, None), |(p, cb)| (Some(p), Some(cb)));
         let (reader, in_cb) = input.map_or((None, None), |(r, cb)| (Some(r), Some(cb)));
-        let streams = cpal_device::start_streams(
-            input_dev.as_ref().zip(in_cb),
-            output_dev.as_ref().zip(out_cb),
+        let slots = Arc::new(CallbackSlots::new(out_cb, in_cb, c.realtime()));
+        let streams = cpal_stream::start_streams(
+            input_dev.as_ref(),
+            output_dev.as_ref(),
+            &slots,
+            &self.health,
             &self.stats,
+            1,
         )?;
         let params = DeviceParams {
             input_rate: input_dev.as_ref().map_or(0, |d| d.rate()),
@@ -344,14 +432,72 @@ impl Engine {
                 .or(input_dev.as_ref())
                 .map_or(0, |d| d.period_frames()),
         };
+        let device_state = Arc::new(DeviceState::default());
+        let supervisor = Supervisor::start(
+            streams,
+            self.rebuilder(c, params, &slots),
+            slots,
+            Arc::clone(&self.health),
+            Arc::clone(&device_state),
+            Arc::clone(&self.events),
+            (input_dev.is_some(), output_dev.is_some()),
+        )?;
         Ok(Session {
             playback: producer.as_ref().map(|p| Arc::clone(p.shared())),
             producer: producer.map(Mutex::new),
             reader: reader.map(Mutex::new),
-            device: Mutex::new(Some(DeviceHandle::Cpal(streams))),
+            device: Mutex::new(Some(DeviceHandle::Cpal(supervisor))),
             params,
             virtual_shared: None,
             running: AtomicBool::new(true),
+            device_state: Some(device_state),
+        })
+    }
+
+    /// How the supervisor reopens the devices: looked up again (a new default device is
+    /// followed), at the rate and channel count the rings and callbacks were made for.
+    fn rebuilder(
+        &self,
+        c: &CpalConfig,
+        params: DeviceParams,
+        slots: &Arc<CallbackSlots>,
+    ) -> Builder {
+        let slots = Arc::clone(slots);
+        let health = Arc::clone(&self.health);
+        let stats = Arc::clone(&self.stats);
+        let c = c.clone();
+        Box::new(move |generation| -> Result<CpalStreams> {
+            let open = |input: bool, rate: u32, channels: u16| -> Result<Option<ResolvedDevice>> {
+                if rate == 0 {
+                    return Ok(None);
+                }
+                let config = CpalConfig {
+                    sample_rate: Some(rate),
+                    ..c.clone()
+                };
+                let dev = cpal_device::resolve(&config, input)?;
+                match dev {
+                    Some(d) if d.channels() != channels => Err(EngineError::Device(format!(
+                        "the {} device '{}' now has {} channels, the engine was started with {}; \
+                         restart the engine to use it",
+                        if input { "input" } else { "output" },
+                        d.id(),
+                        d.channels(),
+                        channels
+                    ))),
+                    other => Ok(other),
+                }
+            };
+            let input = open(true, params.input_rate, params.input_channels)?;
+            let output = open(false, params.output_rate, params.output_channels)?;
+            cpal_stream::start_streams(
+                input.as_ref(),
+                output.as_ref(),
+                &slots,
+                &health,
+                &stats,
+                generation,
+            )
         })
     }
 
@@ -373,8 +519,8 @@ impl Engine {
         let handle = lock(&session.device).take();
         match handle {
             Some(DeviceHandle::Virtual(mut v)) => v.stop(),
-            Some(DeviceHandle::Cpal(streams)) => {
-                drop(streams);
+            Some(DeviceHandle::Cpal(mut supervisor)) => {
+                supervisor.stop(STOP_WAIT);
                 Ok(())
             }
             None => Ok(()),
@@ -389,6 +535,83 @@ impl Engine {
         let result = self.stop();
         self.closed.store(true, Release);
         result
+    }
+
+    /// The oldest device event not handed out yet (`device_lost`, `device_restored`),
+    /// waiting up to `timeout` (`None` = until one comes). Events of every session queue
+    /// up in order until taken; the oldest are dropped beyond 256.
+    pub fn next_device_event(&self, timeout: Option<Duration>) -> Option<DeviceEvent> {
+        self.events.next(timeout)
+    }
+
+    /// The health of the real devices: lost or running, what the host granted, and the
+    /// gaps below the engine's ring. Cheap; from any thread; also after `stop()`.
+    pub fn device_status(&self) -> DeviceStatus {
+        let session = self.current();
+        let state = session
+            .as_ref()
+            .and_then(|s| s.device_state.clone())
+            .or_else(|| lock(&self.last_device_state).clone());
+        let params = session
+            .as_ref()
+            .map_or_else(|| *lock(&self.last_params), |x| x.params);
+        let ms = |frames: u64, rate: u32| frames as f64 * 1000.0 / f64::from(rate.max(1));
+        let h = &self.health;
+        let Some(state) = state else {
+            let virt = matches!(self.config.backend, Backend::Virtual(_));
+            return DeviceStatus {
+                state: if virt { "virtual" } else { "stopped" }.into(),
+                ..DeviceStatus::default()
+            };
+        };
+        let granted = state.granted();
+        let running = session.as_ref().is_some_and(|s| s.running.load(Acquire));
+        let latency_requested_ms = match &self.config.backend {
+            Backend::Cpal(c) => c.period_frames.map_or(c.latency().buffer_ms(), |p| {
+                ms(2 * u64::from(p), params.output_rate.max(params.input_rate))
+            }),
+            Backend::Virtual(_) => 0.0,
+        };
+        let rt = |v: u8| {
+            crate::device_health::RtStatus::from_u8(v)
+                .name()
+                .to_string()
+        };
+        DeviceStatus {
+            state: if !running {
+                "stopped"
+            } else if state.is_lost() {
+                "lost"
+            } else {
+                "running"
+            }
+            .into(),
+            lost_reason: if state.is_lost() {
+                state.why()
+            } else {
+                String::new()
+            },
+            losses: state.losses.load(Relaxed),
+            restores: state.restores.load(Relaxed),
+            leaked_streams: state.leaked_streams.load(Relaxed),
+            output_device: granted.output_device,
+            input_device: granted.input_device,
+            latency_requested_ms,
+            output_period_frames: granted.output_period_frames,
+            input_period_frames: granted.input_period_frames,
+            output_delay_ms: ms(h.output.delay_frames.load(Relaxed), params.output_rate),
+            input_delay_ms: ms(h.input.delay_frames.load(Relaxed), params.input_rate),
+            output_device_underruns: h.output.gaps.load(Relaxed),
+            output_device_underrun_ms: ms(h.output.gap_frames.load(Relaxed), params.output_rate),
+            input_device_overruns: h.input.gaps.load(Relaxed),
+            input_device_overrun_ms: ms(h.input.gap_frames.load(Relaxed), params.input_rate),
+            output_backend_xruns: h.output.backend_xruns.load(Relaxed),
+            input_backend_xruns: h.input.backend_xruns.load(Relaxed),
+            output_error_callbacks: h.output.error_callbacks.load(Relaxed),
+            input_error_callbacks: h.input.error_callbacks.load(Relaxed),
+            output_thread: rt(h.output.rt.load(Relaxed)),
+            input_thread: rt(h.input.rt.load(Relaxed)),
+        }
     }
 
     /// The rates and channel counts the devices run at (zeros while stopped).
@@ -409,8 +632,17 @@ impl Engine {
         let producer = session.producer.as_ref().ok_or_else(|| {
             EngineError::InvalidInput("this engine has no output device; it cannot play".into())
         })?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let started = Instant::now();
+        let deadline = timeout.map(|t| started + t);
         loop {
+            if let Some(state) = session.lost() {
+                // Not into a ring nobody plays: wait for the device, then say so.
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(state.lost_error("play() queued nothing", started.elapsed()));
+                }
+                std::thread::sleep(wait_for_frames(480, session.params.output_rate, deadline));
+                continue;
+            }
             let missing = {
                 let mut p = lock(producer);
                 if p.try_play(pcm)? {
@@ -490,7 +722,8 @@ impl Engine {
         if let Some(v) = &session.virtual_shared {
             v.reader_active.store(true, Relaxed);
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let started = Instant::now();
+        let deadline = timeout.map(|t| started + t);
         loop {
             let missing = {
                 let mut r = lock(reader);
@@ -505,6 +738,10 @@ impl Engine {
                 ));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
+                // Everything captured before the loss has been read by now.
+                if let Some(state) = session.lost() {
+                    return Err(state.lost_error("read() got no audio", started.elapsed()));
+                }
                 return Ok(None);
             }
             std::thread::sleep(wait_for_frames(

@@ -88,6 +88,53 @@ fn the_device_error_handler_never_allocates() {
 }
 
 #[test]
+fn the_stream_wrappers_never_allocate() {
+    // What cpal's device threads run around the callbacks: the frame clocks and the error
+    // handler of a stream (below its storm threshold, where it would start to sleep).
+    use duplex_engine::cpal_stream::{error_handler, CallbackSlots, STORM_ERRORS};
+    use duplex_engine::device_health::{DeviceHealth, FrameClock};
+    reset_violation_count();
+    let stats = Arc::new(SharedStats::default());
+    let health = Arc::new(DeviceHealth::default());
+    let slots = Arc::new(CallbackSlots::new(None, None, false));
+    slots.set_generation(1);
+    let mut handler = error_handler(Arc::clone(&stats), Arc::clone(&health), slots, false, 1);
+    let errors: Vec<cpal::Error> = (0..STORM_ERRORS)
+        .map(|i| {
+            if i % 2 == 0 {
+                cpal::ErrorKind::Xrun.into()
+            } else {
+                cpal::ErrorKind::DeviceNotAvailable.into()
+            }
+        })
+        .collect();
+    let mut out_clock = FrameClock::new(48_000, 960);
+    let mut in_clock = FrameClock::new(48_000, 960);
+    for (k, err) in errors.into_iter().enumerate() {
+        let now = k as u64 * 10_000_000 + if k % 9 == 0 { 50_000_000 } else { 0 };
+        assert_no_alloc(|| {
+            handler(err);
+            out_clock.output(now, Some(480.0), 480, &health.output);
+            out_clock.output(now + 1, None, 480, &health.output);
+            in_clock.input(now, Some(480.0), 480, &health.input);
+            in_clock.input(now + 1, None, 480, &health.input);
+        });
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(
+        health.output.error_callbacks.load(Relaxed),
+        u64::from(STORM_ERRORS)
+    );
+    assert!(health.output.backend_xruns.load(Relaxed) > 0);
+    assert!(health.output.not_available.load(Relaxed));
+    assert!(
+        health.output.gaps.load(Relaxed) > 0,
+        "late callbacks were not counted"
+    );
+    assert_eq!(violation_count(), 0, "a stream wrapper allocated");
+}
+
+#[test]
 fn the_checker_does_catch_an_allocation() {
     // Guards against a silently disabled checker (e.g. a release build).
     reset_violation_count();

@@ -1,0 +1,360 @@
+//! What the device threads report about a real device, and how the supervisor judges it.
+//!
+//! * [`DirectionHealth`]: atomics written by one direction's device thread: data callbacks,
+//!   error callbacks, backend xruns (ALSA `EPIPE`), and gaps of the device's frame clock.
+//! * [`FrameClock`]: **real time**, owned by a stream's data callback. It finds the audio a
+//!   listener lost below the engine's ring: the output queue ran dry between two callbacks
+//!   (an underrun the server filled with silence), or input was produced faster than it was
+//!   fetched for longer than the device could hold (an overrun). Sound servers fill such
+//!   gaps themselves and often report nothing to the client (the ALSA pulse plugin does not
+//!   return `EPIPE` for a server-side underrun), so the clock is judged from outside: wall
+//!   time between callbacks against the audio the device had queued (cpal's timestamps).
+//! * [`Watch`]: the supervisor's judgement (pure, testable with synthetic times): a stream
+//!   is dead when it says so, when it reports errors and delivers no audio (an error storm),
+//!   or when its callbacks stop for too long (a stalled frame clock).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// How a device thread's scheduling priority ended up (see `rt_priority`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum RtStatus {
+    /// No callback ran yet, or promotion was not asked for.
+    #[default]
+    Unknown = 0,
+    /// Promoted to a real-time policy (`SCHED_FIFO`).
+    Realtime = 1,
+    /// The system refused (no `CAP_SYS_NICE`, `RLIMIT_RTPRIO` 0, no rtkit): normal priority.
+    Denied = 2,
+    /// Promotion was turned off by the caller.
+    Off = 3,
+}
+
+impl RtStatus {
+    /// Decodes a value stored with `as u8`.
+    pub fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Realtime,
+            2 => Self::Denied,
+            3 => Self::Off,
+            _ => Self::Unknown,
+        }
+    }
+    /// Short name for stats: "realtime", "normal (denied)", "normal (off)", "".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unknown => "",
+            Self::Realtime => "realtime",
+            Self::Denied => "normal (real-time denied)",
+            Self::Off => "normal (real-time off)",
+        }
+    }
+}
+
+/// Counters of one direction of a real device. Written by the device thread with relaxed
+/// atomics only; they survive stream rebuilds (totals over the engine's life).
+#[derive(Debug, Default)]
+pub struct DirectionHealth {
+    /// Data callbacks of any stream generation (the supervisor watches it advance).
+    pub callbacks: AtomicU64,
+    /// Error callbacks, every one (a dead ALSA stream can report 500 000 a second).
+    pub error_callbacks: AtomicU64,
+    /// Xruns the backend reported (ALSA `EPIPE`, cpal `ErrorKind::Xrun`).
+    pub backend_xruns: AtomicU64,
+    /// Gaps of the frame clock: output underruns or input overruns below the engine's ring.
+    pub gaps: AtomicU64,
+    /// Audio lost in those gaps, in device frames.
+    pub gap_frames: AtomicU64,
+    /// The backend said the device is gone (cpal `DeviceNotAvailable`).
+    pub not_available: AtomicBool,
+    /// Device audio queued ahead of the listener (output) or waiting to be read (input) at
+    /// the last callback, in frames, as the backend's timestamps say; 0 when unknown.
+    pub delay_frames: AtomicU64,
+    /// Scheduling priority of the device thread, an [`RtStatus`].
+    pub rt: AtomicU8,
+}
+
+/// Both directions, shared by the streams, the supervisor and `stats()`.
+#[derive(Debug, Default)]
+pub struct DeviceHealth {
+    /// The output (playback) device.
+    pub output: DirectionHealth,
+    /// The input (capture) device.
+    pub input: DirectionHealth,
+}
+
+/// Frame-clock gap detector of one stream direction. **Real time**: arithmetic only.
+#[derive(Debug)]
+pub struct FrameClock {
+    rate: f64,
+    /// Frames the device could play (output) or hold (input) without a gap when its delay
+    /// is unknown: the granted buffer.
+    fallback_frames: f64,
+    /// Smallest gap counted, in frames: below it, timing noise of the delay estimate.
+    threshold_frames: f64,
+    last_ns: Option<u64>,
+    /// Output: frames queued ahead after the last write. Input: frames left in the device
+    /// after the last read.
+    queued_after: f64,
+}
+
+impl FrameClock {
+    /// A clock for a stream at `rate` Hz whose buffer holds `buffer_frames`.
+    pub fn new(rate: u32, buffer_frames: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        Self {
+            rate,
+            fallback_frames: f64::from(buffer_frames.max(1)),
+            // 4 ms: the ALSA pulse plugin's delay estimate moves by a few ms between calls.
+            threshold_frames: rate * 0.004,
+            last_ns: None,
+            queued_after: 0.0,
+        }
+    }
+
+    fn elapsed_frames(&mut self, now_ns: u64) -> Option<f64> {
+        let last = self.last_ns.replace(now_ns)?;
+        Some(now_ns.saturating_sub(last) as f64 * self.rate / 1e9)
+    }
+
+    fn count(&self, lost: f64, health: &DirectionHealth) {
+        if lost > self.threshold_frames {
+            health.gaps.fetch_add(1, Relaxed);
+            health.gap_frames.fetch_add(lost as u64, Relaxed);
+        }
+    }
+
+    /// An output callback at `now_ns` is about to write `frames`; the device has
+    /// `delay_frames` queued ahead of the listener (`None` if the backend cannot say).
+    /// Counts an underrun when the queue left by the last write ran out before this call.
+    /// **Real time.**
+    pub fn output(
+        &mut self,
+        now_ns: u64,
+        delay_frames: Option<f64>,
+        frames: usize,
+        health: &DirectionHealth,
+    ) {
+        if let Some(elapsed) = self.elapsed_frames(now_ns) {
+            self.count(elapsed - self.queued_after, health);
+        }
+        let delay = delay_frames.unwrap_or(self.fallback_frames - frames as f64);
+        health.delay_frames.store(delay.max(0.0) as u64, Relaxed);
+        self.queued_after = delay.max(0.0) + frames as f64;
+    }
+
+    /// An input callback at `now_ns` delivers `frames`; `delay_frames` were waiting in the
+    /// device, these included (`None` if unknown). Counts an overrun when more audio was
+    /// produced since the last call than is now accounted for (it was dropped).
+    /// **Real time.**
+    pub fn input(
+        &mut self,
+        now_ns: u64,
+        delay_frames: Option<f64>,
+        frames: usize,
+        health: &DirectionHealth,
+    ) {
+        let waiting = delay_frames.unwrap_or(frames as f64).max(frames as f64);
+        if let Some(elapsed) = self.elapsed_frames(now_ns) {
+            let produced = self.queued_after + elapsed;
+            let lost = match delay_frames {
+                Some(_) => produced - waiting,
+                // Unknown delay: only what the buffer could not have held is surely lost.
+                None => elapsed - self.fallback_frames,
+            };
+            self.count(lost, health);
+        }
+        health.delay_frames.store(waiting as u64, Relaxed);
+        self.queued_after = waiting - frames as f64;
+    }
+}
+
+/// Why the supervisor gave a stream up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LostReason {
+    /// The backend reported the device gone.
+    Disconnected,
+    /// Errors keep coming and no audio does.
+    ErrorStorm {
+        /// Error callbacks since the last data callback.
+        errors: u64,
+    },
+    /// No callback for this long.
+    Stalled(Duration),
+}
+
+impl std::fmt::Display for LostReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Disconnected => write!(f, "the device was disconnected"),
+            Self::ErrorStorm { errors } => write!(
+                f,
+                "the device reports errors ({errors} since its last audio) and delivers no \
+                 audio; the sound server probably went away"
+            ),
+            Self::Stalled(d) => write!(
+                f,
+                "the device delivered no audio for {:.1} s (its clock stopped)",
+                d.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// Errors without audio for this long declare a stream dead.
+pub const STORM_AFTER: Duration = Duration::from_millis(300);
+/// No callback at all for this long declares a running stream dead. Long enough that a
+/// sound server stopped for a moment (or a loaded machine) only costs a counted gap.
+pub const STALL_AFTER: Duration = Duration::from_millis(2500);
+/// A new stream may take this long to its first callback (PulseAudio's idle null sink
+/// renders in 2 s blocks, so a first callback 1.7 s late was measured).
+pub const FIRST_CALLBACK_WITHIN: Duration = Duration::from_millis(4000);
+
+/// The supervisor's view of one direction of one stream generation.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    started: Instant,
+    callbacks: u64,
+    errors: u64,
+    errors_at_progress: u64,
+    last_progress: Option<Instant>,
+}
+
+impl Watch {
+    /// Starts watching a stream built at `now`, with the counters as they are now.
+    pub fn new(now: Instant, callbacks: u64, errors: u64) -> Self {
+        Self {
+            started: now,
+            callbacks,
+            errors,
+            errors_at_progress: errors,
+            last_progress: None,
+        }
+    }
+
+    /// Feeds the counters at `now`; `Some` when the stream is to be given up.
+    pub fn check(
+        &mut self,
+        now: Instant,
+        callbacks: u64,
+        errors: u64,
+        not_available: bool,
+    ) -> Option<LostReason> {
+        if not_available {
+            return Some(LostReason::Disconnected);
+        }
+        if callbacks != self.callbacks {
+            self.callbacks = callbacks;
+            self.last_progress = Some(now);
+            self.errors_at_progress = errors;
+        }
+        self.errors = errors;
+        let since = now.duration_since(self.last_progress.unwrap_or(self.started));
+        let new_errors = errors - self.errors_at_progress;
+        if new_errors > 0 && since >= STORM_AFTER {
+            return Some(LostReason::ErrorStorm { errors: new_errors });
+        }
+        let limit = if self.last_progress.is_some() {
+            STALL_AFTER
+        } else {
+            FIRST_CALLBACK_WITHIN
+        };
+        (since >= limit).then_some(LostReason::Stalled(since))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: u32 = 48_000;
+
+    #[test]
+    fn steady_output_has_no_gaps() {
+        let h = DirectionHealth::default();
+        let mut clock = FrameClock::new(RATE, 960);
+        // 10 ms periods, 20 ms queued ahead, a little jitter either way.
+        for k in 0..1000u64 {
+            let jitter = if k % 2 == 0 { 1_500_000 } else { 0 };
+            clock.output(k * 10_000_000 + jitter, Some(960.0 - 480.0), 480, &h);
+        }
+        assert_eq!(h.gaps.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_late_output_callback_is_an_underrun_of_the_right_length() {
+        let h = DirectionHealth::default();
+        let mut clock = FrameClock::new(RATE, 960);
+        clock.output(0, Some(480.0), 480, &h); // 20 ms queued after the write
+        clock.output(10_000_000, Some(480.0), 480, &h);
+        clock.output(110_000_000, Some(0.0), 480, &h); // 100 ms later: 80 ms of silence
+        assert_eq!(h.gaps.load(Relaxed), 1);
+        let lost_ms = h.gap_frames.load(Relaxed) as f64 * 1000.0 / f64::from(RATE);
+        assert!((lost_ms - 80.0).abs() < 0.1, "{lost_ms}");
+    }
+
+    #[test]
+    fn unknown_delay_assumes_a_full_buffer() {
+        let h = DirectionHealth::default();
+        let mut clock = FrameClock::new(RATE, 960);
+        clock.output(0, None, 480, &h);
+        clock.output(15_000_000, None, 480, &h); // 15 ms < 20 ms buffer: fine
+        assert_eq!(h.gaps.load(Relaxed), 0);
+        clock.output(65_000_000, None, 480, &h); // 50 ms: 30 ms lost
+        assert_eq!(h.gaps.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn input_overrun_is_audio_produced_and_not_delivered() {
+        let h = DirectionHealth::default();
+        let mut clock = FrameClock::new(RATE, 960);
+        clock.input(0, Some(480.0), 480, &h);
+        for k in 1..100u64 {
+            clock.input(k * 10_000_000, Some(480.0), 480, &h);
+        }
+        assert_eq!(h.gaps.load(Relaxed), 0);
+        // 200 ms later only 20 ms are waiting: 180 ms were dropped (less the 10 ms period).
+        clock.input(99 * 10_000_000 + 200_000_000, Some(960.0), 480, &h);
+        assert_eq!(h.gaps.load(Relaxed), 1);
+        let lost_ms = h.gap_frames.load(Relaxed) as f64 * 1000.0 / f64::from(RATE);
+        assert!((lost_ms - 180.0).abs() < 0.1, "{lost_ms}");
+        // A late read that finds everything waiting lost nothing.
+        clock.input(99 * 10_000_000 + 300_000_000, Some(4800.0 + 480.0), 480, &h);
+        assert_eq!(h.gaps.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn watch_finds_storms_stalls_and_disconnects() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut w = Watch::new(t0, 0, 0);
+        assert_eq!(w.check(ms(10), 1, 0, false), None);
+        // Errors without audio: dead after STORM_AFTER.
+        assert_eq!(w.check(ms(100), 1, 5000, false), None);
+        assert!(matches!(
+            w.check(ms(320), 1, 90_000, false),
+            Some(LostReason::ErrorStorm { errors: 90_000 })
+        ));
+        // An error burst while audio keeps coming is not a storm.
+        let mut w = Watch::new(t0, 0, 0);
+        for k in 1..100 {
+            assert_eq!(w.check(ms(k * 20), k, k * 1000, false), None);
+        }
+        // Stalled with no errors at all.
+        let mut w = Watch::new(t0, 0, 0);
+        assert_eq!(w.check(ms(10), 3, 0, false), None);
+        assert_eq!(w.check(ms(2000), 3, 0, false), None);
+        assert!(matches!(
+            w.check(ms(2600), 3, 0, false),
+            Some(LostReason::Stalled(_))
+        ));
+        // A new stream gets longer to start; a disconnect is final at once.
+        let mut w = Watch::new(t0, 0, 0);
+        assert_eq!(w.check(ms(3000), 0, 0, false), None);
+        assert_eq!(
+            w.check(ms(3001), 0, 0, true),
+            Some(LostReason::Disconnected)
+        );
+    }
+}
