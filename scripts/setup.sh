@@ -51,7 +51,11 @@ sources=$(find pyproject.toml Cargo.toml Cargo.lock rust python -type f -newer "
 if [ ! -f "$stamp" ] || [ -n "$sources" ]; then
   log "building duplex (release) into .venv; the first build takes a few minutes"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".[test,bench]"
+  # The distribution was called "duplex" before it was renamed duplex-engine (that name is
+  # another project on PyPI): drop the old editable install so one dist owns the package.
+  .venv/bin/python -m pip uninstall -q -y duplex >/dev/null 2>&1 || true
+  # Every extra (live, video, bench) plus the test tools: the tests use all of them.
+  .venv/bin/python -m pip install -q -e ".[all,test]"
   touch "$stamp"
 fi
 log "ready: $(.venv/bin/python -c 'import duplex, numpy; print("duplex", "ok; numpy", numpy.__version__)')"

@@ -12,12 +12,14 @@ API map
 :class:`VirtualDevice`   a clock-driven device for machines without a sound card
 :class:`Tone`            a sine input for the virtual device
 :mod:`duplex.errors`     the exceptions
+:mod:`duplex.extras`     which optional extra (live, video, bench) a feature needs
 """
 
 from __future__ import annotations
 
-from .devices import DeviceInfo, Tone, VirtualDevice, devices
-from .engine import CAPTURE_RATE_HZ, PLAY_RATE_HZ, AudioEngine, InterruptReport, Stats
+from typing import TYPE_CHECKING, Any
+
+from ._engine import __version__
 from .errors import (
     ChunkTooLargeError,
     DeviceError,
@@ -30,7 +32,36 @@ from .errors import (
     WavFormatError,
 )
 
+if TYPE_CHECKING:
+    from .devices import DeviceInfo, Tone, VirtualDevice, devices
+    from .engine import CAPTURE_RATE_HZ, PLAY_RATE_HZ, AudioEngine, InterruptReport, Stats
+
+# The engine and device modules (numpy, asyncio) load on first use (PEP 562), so the
+# ``duplex`` command starts without them. ``__version__`` is the Cargo workspace version,
+# compiled into the extension; maturin writes the same one into the package metadata.
+_LAZY = {
+    "DeviceInfo": "devices", "Tone": "devices", "VirtualDevice": "devices", "devices": "devices",
+    "CAPTURE_RATE_HZ": "engine", "PLAY_RATE_HZ": "engine", "AudioEngine": "engine",
+    "InterruptReport": "engine", "Stats": "engine",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'duplex' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 __all__ = [
+    "__version__",
     "AudioEngine",
     "CAPTURE_RATE_HZ",
     "PLAY_RATE_HZ",

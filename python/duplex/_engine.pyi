@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+__version__: str
 CAPTURE_RATE_HZ: int
 PLAY_RATE_HZ: int
 #: ``((name, type name), ...)`` of the engine's records, declared once in the engine crate.

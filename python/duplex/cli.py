@@ -1,13 +1,84 @@
-"""The ``duplex`` command."""
+"""The ``duplex`` command.
+
+Start-up is kept short: only the chosen sub-command's arguments are defined, so
+``duplex --help``, ``duplex --version`` and ``duplex devices`` never import google-genai,
+OpenCV or matplotlib. A sub-command that needs an extra says which one to install before
+doing any work. Every user error is one line on stderr and exit status 2; a Live session
+that fails is exit status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 from . import errors
-from .live import LiveSessionError
+from .extras import DISTRIBUTION, require
+
+__all__ = ["build_parser", "main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: ``duplex talk: error: ... (see --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- argument types: each rejects a bad value with a message naming the allowed range --------
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _int_range(low: int, high: int, unit: str = "") -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number{unit}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}{unit}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _device_ref(text: str) -> int | str:
+    """A device index (0 or more) or a device name."""
+    if text.lstrip("-").isdigit():
+        value = int(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(
+                f"a device index is 0 or more, got {value}: `duplex devices` lists them "
+                "(for the virtual device, use --input-wav / --output-wav)")
+        return value
+    return _non_empty(text)
+
+
+# -- sub-commands ------------------------------------------------------------------------
+
+
+def _add_devices(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(run=_cmd_devices)
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -26,6 +97,11 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="duplex-out", help="folder for the WAV files (default: duplex-out)")
+    p.set_defaults(run=_cmd_demo)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -35,15 +111,44 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _device_ref(text: str | None) -> int | str | None:
-    if text is None:
-        return None
-    return int(text) if text.lstrip("-").isdigit() else text
+def _add_talk(p: argparse.ArgumentParser) -> None:
+    from .live import DEFAULT_MODEL
+
+    p.add_argument("--model", type=_non_empty, default=DEFAULT_MODEL, help=f"Live model (default: {DEFAULT_MODEL})")
+    p.add_argument("--voice", type=_non_empty, help="prebuilt voice name, e.g. Kore, Puck, Charon")
+    p.add_argument("--video", default="none", help="camera, camera:N, screen, screen:N, a video or image PATH, or none")
+    p.add_argument("--video-fps", type=_positive, default=1.0, help="video frames per second (default: 1)")
+    p.add_argument("--media-resolution", choices=["low", "medium", "high"], help="media resolution of video frames")
+    p.add_argument("--input-device", type=_device_ref, help="input device index or name (see `duplex devices`)")
+    p.add_argument("--output-device", type=_device_ref, help="output device index or name")
+    p.add_argument("--input-wav", help="use the virtual device with this WAV as the microphone")
+    p.add_argument("--output-wav", help="use the virtual device and write the speaker to this WAV")
+    p.add_argument("--duration", type=_positive, help="stop after this many seconds")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--emulator", dest="emulator", action="store_true", default=None,
+                       help="use the local emulator even if an API key is set")
+    group.add_argument("--no-emulator", dest="emulator", action="store_false",
+                       help="never fall back to the emulator")
+    p.add_argument("--scenario", type=_non_empty,
+                   help="emulator scenario, e.g. bursty, slow, go_away (see `duplex emulator --help`)")
+    p.add_argument("--system-instruction", help="system instruction for the model")
+    p.add_argument("--prebuffer-ms", type=_int_range(0, 10_000, " ms"), default=200,
+                   help="jitter buffer before a turn plays, 0 to 10000 (default: 200)")
+    p.set_defaults(run=_cmd_talk)
 
 
 def _cmd_talk(args: argparse.Namespace) -> int:
     import asyncio
 
+    if args.video not in (None, "", "none"):
+        require("duplex talk --video", "video")
+    if args.scenario is not None:
+        from .emulator.scenarios import ScenarioError, scenario_from
+
+        try:
+            scenario_from(args.scenario)
+        except ScenarioError as exc:
+            raise errors.InvalidInputError(f"--scenario {args.scenario}: {exc}") from None
     from .talk import TalkOptions, print_summary, talk
 
     options = TalkOptions(
@@ -52,8 +157,8 @@ def _cmd_talk(args: argparse.Namespace) -> int:
         video=args.video,
         video_fps=args.video_fps,
         media_resolution=args.media_resolution,
-        input_device=_device_ref(args.input_device),
-        output_device=_device_ref(args.output_device),
+        input_device=args.input_device,
+        output_device=args.output_device,
         input_wav=Path(args.input_wav) if args.input_wav else None,
         output_wav=Path(args.output_wav) if args.output_wav else None,
         duration=args.duration,
@@ -67,10 +172,28 @@ def _cmd_talk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_emulator(p: argparse.ArgumentParser) -> None:
+    from .emulator import cli as emulator_cli
+
+    emulator_cli.add_arguments(p)
+    # The emulator's own parser takes any integer; the command line checks the range.
+    for action in p._actions:
+        if action.dest == "port":
+            action.type = _int_range(0, 65_535)
+    p.set_defaults(run=_cmd_emulator)
+
+
 def _cmd_emulator(args: argparse.Namespace) -> int:
     from .emulator import cli as emulator_cli
 
     return emulator_cli.run(args)
+
+
+def _add_bench(p: argparse.ArgumentParser) -> None:
+    from .bench import cli as bench_cli
+
+    bench_cli.add_arguments(p)
+    p.set_defaults(run=_cmd_bench)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -79,76 +202,71 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return bench_cli.run(args)
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+#: name -> (help, extras it needs, function adding its arguments)
+COMMANDS: dict[str, tuple[str, tuple[str, ...], Callable[[argparse.ArgumentParser], None]]] = {
+    "devices": ("list audio devices", (), _add_devices),
+    "demo": ("a full offline conversation: emulator, virtual devices, WAV files", ("live", "video"), _add_demo),
+    "talk": ("talk to Gemini Live (or the local emulator when no API key is set)", ("live",), _add_talk),
+    "bench": ("duplex against a pure-Python baseline: tables, JSON and plots", ("bench",), _add_bench),
+    "emulator": ("serve the local Live API emulator for other clients", ("live",), _add_emulator),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``duplex`` command."""
-    parser = argparse.ArgumentParser(
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def build_parser(command: str | None = None, *, check_extras: bool = True) -> argparse.ArgumentParser:
+    """The argument parser of the ``duplex`` command.
+
+    Only ``command``'s arguments are defined (all of them if ``command`` is None), so
+    parsing never imports what other sub-commands need. With ``check_extras`` a command
+    whose extra is missing raises :class:`~duplex.extras.MissingExtraError` first.
+    """
+    parser = _Parser(
         prog="duplex",
-        description="Real-time full-duplex audio for speech-to-speech models.",
+        description="Real-time full-duplex audio for speech-to-speech models such as the Gemini Live API.",
+        epilog=f"Installed from PyPI as {DISTRIBUTION}: pip install '{DISTRIBUTION}[all]' for every "
+               "command (the core install is the engine and `duplex devices`).",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("devices", help="list audio devices")
-    p.set_defaults(run=_cmd_devices)
-    p = sub.add_parser("demo", help="a full offline conversation: emulator, virtual devices, WAV files")
-    p.add_argument("--out", default="duplex-out", help="folder for the WAV files (default: duplex-out)")
-    p.set_defaults(run=_cmd_demo)
-
-    from .live import DEFAULT_MODEL
-
-    p = sub.add_parser("talk", help="talk to Gemini Live (or the local emulator when no API key is set)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"Live model (default: {DEFAULT_MODEL})")
-    p.add_argument("--voice", help="prebuilt voice name, e.g. Kore, Puck, Charon")
-    p.add_argument("--video", default="none", help="camera, camera:N, screen, screen:N, a video or image PATH, or none")
-    p.add_argument("--video-fps", type=_positive, default=1.0, help="video frames per second (default: 1)")
-    p.add_argument("--media-resolution", choices=["low", "medium", "high"], help="media resolution of video frames")
-    p.add_argument("--input-device", help="input device index or name (see `duplex devices`)")
-    p.add_argument("--output-device", help="output device index or name")
-    p.add_argument("--input-wav", help="use the virtual device with this WAV as the microphone")
-    p.add_argument("--output-wav", help="use the virtual device and write the speaker to this WAV")
-    p.add_argument("--duration", type=_positive, help="stop after this many seconds")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--emulator", dest="emulator", action="store_true", default=None,
-                       help="use the local emulator even if an API key is set")
-    group.add_argument("--no-emulator", dest="emulator", action="store_false",
-                       help="never fall back to the emulator")
-    p.add_argument("--scenario", help="emulator scenario, e.g. bursty, slow, go_away (see `duplex emulator --help`)")
-    p.add_argument("--system-instruction", help="system instruction for the model")
-    p.add_argument("--prebuffer-ms", type=int, default=200, help="jitter buffer before a turn plays (default: 200)")
-    p.set_defaults(run=_cmd_talk)
-
-    p = sub.add_parser("bench", help="duplex against a pure-Python baseline: tables, JSON and plots")
-    from .bench import cli as bench_cli
-
-    bench_cli.add_arguments(p)
-    p.set_defaults(run=_cmd_bench)
-
-    from .emulator import cli as emulator_cli
-
-    p = sub.add_parser("emulator", help="serve the local Live API emulator for other clients")
-    emulator_cli.add_arguments(p)
-    p.set_defaults(run=_cmd_emulator)
+    parser.add_argument("--version", action="version", version=f"duplex ({DISTRIBUTION}) {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (help_text, extras, add) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
+        if command is None or command == name:
+            if extras and check_extras:
+                require(f"duplex {name}", *extras)
+            add(p)
     return parser
+
+
+def _chosen_command(argv: list[str]) -> str | None:
+    """The sub-command in ``argv``: the first word that is not an option (the top-level
+    options take no values)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs a subcommand; user errors print one line and exit non-zero."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        command = _chosen_command(argv)
+        args = build_parser(command if command is not None else "").parse_args(argv)
         return int(args.run(args))
     except errors.DuplexError as exc:
         print(f"duplex: error: {exc}", file=sys.stderr)
         return 2
-    except LiveSessionError as exc:
-        print(f"duplex: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        live: Any = sys.modules.get("duplex.live")  # only loaded if a command needed it
+        if live is not None and isinstance(exc, live.LiveSessionError):
+            print(f"duplex: error: {exc}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from . import _engine
 
 __all__ = ["DeviceInfo", "Tone", "VirtualDevice", "devices"]
@@ -139,6 +137,8 @@ class VirtualDevice:
             return None
         if isinstance(source, Tone):
             return ("tone", float(source.freq_hz), float(source.amplitude))
+        import numpy as np  # here, not at the top: `duplex devices` starts without numpy
+
         if isinstance(source, np.ndarray):
             if source.ndim != 1:
                 raise ValueError(

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import websockets
+
+from .extras import require
+
+require("duplex.live", "live")
+
+import websockets  # noqa: E402 - after the check that says which extra to install
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types

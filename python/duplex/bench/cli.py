@@ -14,6 +14,7 @@ package are installed, it runs them too (``--skip-extra`` leaves them out).
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -22,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidInputError
 from . import report
 from .loads import calibrate_sum_range
 from .scenarios import (
@@ -108,12 +110,13 @@ def run(args: argparse.Namespace) -> int:
     impls = _names(getattr(args, "implementations", None)) or DEFAULT_IMPLEMENTATIONS
     for name in scenarios:
         if name not in SCENARIOS:
-            raise SystemExit(f"duplex bench: unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+            raise InvalidInputError(f"--scenarios: unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
     for name in impls:
         if name not in IMPLEMENTATIONS:
-            raise SystemExit(f"duplex bench: unknown implementation {name!r}; choose from {', '.join(IMPLEMENTATIONS)}")
-    if args.seconds is not None and args.seconds <= 0:
-        raise SystemExit("duplex bench: --seconds must be positive")
+            raise InvalidInputError(
+                f"--implementations: unknown implementation {name!r}; choose from {', '.join(IMPLEMENTATIONS)}")
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise InvalidInputError(f"--seconds: must be a positive number, got {args.seconds}")
     cfg = RunConfig.quick(args.seconds or 1.0) if quick else RunConfig(seconds=args.seconds or 2.5)
     out = Path(args.out) if args.out else Path("duplex-bench") / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,11 @@ API map
 
 from __future__ import annotations
 
-from .cli import main
+from ..extras import require
+
+require("duplex.emulator", "live")
+
+from .cli import main  # noqa: E402 - after the check that says which extra to install
 from .protocol import ProtocolError
 from .records import Answer, AudioChunkRecord, Interruption, SentEvent, Session, Utterance, VideoFrameRecord
 from .scenarios import PRESETS, SCENARIO_HEADER, Scenario, ScenarioError

@@ -28,29 +28,73 @@ Example::
 
 from __future__ import annotations
 
-from .framing import (
-    DEFAULT_MAX_SIDE,
-    DEFAULT_QUALITY,
-    JPEG_MIME_TYPE,
-    EncodedFrame,
-    FrameEncoder,
-    encode_for_live,
-    encode_jpeg,
-    fit_frame,
-    media_resolution_enum,
-)
-from .sources import (
-    IMAGE_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    CameraSource,
-    FileSource,
-    ImageSource,
-    ScreenSource,
-    VideoSource,
-    VideoSourceError,
-    open_source,
-)
-from .streamer import VideoEvent, VideoFrame, VideoStreamer
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Submodules load on first use (PEP 562): the Live layer imports framing's
+# media_resolution_enum without the video extra, and ``import duplex.video`` stays cheap.
+_EXPORTS = {
+    "DEFAULT_MAX_SIDE": "framing",
+    "DEFAULT_QUALITY": "framing",
+    "JPEG_MIME_TYPE": "framing",
+    "EncodedFrame": "framing",
+    "FrameEncoder": "framing",
+    "encode_for_live": "framing",
+    "encode_jpeg": "framing",
+    "fit_frame": "framing",
+    "media_resolution_enum": "framing",
+    "IMAGE_EXTENSIONS": "sources",
+    "VIDEO_EXTENSIONS": "sources",
+    "CameraSource": "sources",
+    "FileSource": "sources",
+    "ImageSource": "sources",
+    "ScreenSource": "sources",
+    "VideoSource": "sources",
+    "VideoSourceError": "sources",
+    "open_source": "sources",
+    "VideoEvent": "streamer",
+    "VideoFrame": "streamer",
+    "VideoStreamer": "streamer",
+}
+
+if TYPE_CHECKING:
+    from .framing import (
+        DEFAULT_MAX_SIDE,
+        DEFAULT_QUALITY,
+        JPEG_MIME_TYPE,
+        EncodedFrame,
+        FrameEncoder,
+        encode_for_live,
+        encode_jpeg,
+        fit_frame,
+        media_resolution_enum,
+    )
+    from .sources import (
+        IMAGE_EXTENSIONS,
+        VIDEO_EXTENSIONS,
+        CameraSource,
+        FileSource,
+        ImageSource,
+        ScreenSource,
+        VideoSource,
+        VideoSourceError,
+        open_source,
+    )
+    from .streamer import VideoEvent, VideoFrame, VideoStreamer
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DEFAULT_MAX_SIDE",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import cv2
 import numpy as np
 
 from ..errors import InvalidInputError
@@ -29,6 +28,23 @@ __all__ = [
     "encode_for_live",
     "media_resolution_enum",
 ]
+
+
+def _cv2() -> Any:
+    """OpenCV, imported on first use: :func:`media_resolution_enum` (used by the Live layer)
+    must work without the video extra."""
+    global _CV2
+    if _CV2 is None:
+        from ..extras import require
+
+        require("duplex.video", "video")
+        import cv2
+
+        _CV2 = cv2
+    return _CV2
+
+
+_CV2: Any = None
 
 #: Longest side of a frame sent to the Live API ("use 768x768 resolution").
 DEFAULT_MAX_SIDE = 768
@@ -65,6 +81,7 @@ def fit_frame(frame: np.ndarray, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray
         return frame
     scale = max_side / longest
     size = (min(max_side, max(1, round(width * scale))), min(max_side, max(1, round(height * scale))))
+    cv2 = _cv2()
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
@@ -80,6 +97,7 @@ def encode_jpeg(frame: np.ndarray, quality: int = DEFAULT_QUALITY) -> bytes:
         raise InvalidInputError(
             f"a frame must be uint8 (0-255), got {frame.dtype}: convert it, e.g. "
             "np.clip(frame * 255, 0, 255).astype(np.uint8) for floats in 0..1")
+    cv2 = _cv2()
     if frame.ndim == 3 and frame.shape[2] == 4:
         frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])

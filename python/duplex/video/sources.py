@@ -14,8 +14,13 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
+
+from ..extras import require
+
+require("duplex.video", "video")
+
+import cv2  # noqa: E402 - after the check that says which extra to install
 
 from ..errors import DuplexError, InvalidInputError
 

@@ -60,6 +60,8 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resample, m)?)?;
     m.add("CAPTURE_RATE_HZ", duplex_engine::CAPTURE_RATE_HZ)?;
     m.add("PLAY_RATE_HZ", duplex_engine::MODEL_RATE_HZ)?;
+    // The Cargo workspace version: the one that maturin also writes into the package metadata.
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The engine's field lists, so the typed Python records can be checked against them.
     m.add("STATS_FIELDS", field_kinds::<Stats>(m.py())?)?;
     m.add("INTERRUPT_FIELDS", field_kinds::<InterruptReport>(m.py())?)?;
