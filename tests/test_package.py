@@ -124,3 +124,9 @@ def one_error_line(result: subprocess.CompletedProcess[str], pattern: str) -> No
 )
 def test_every_bad_argument_is_one_line_and_exit_2(args, pattern):
     one_error_line(run(*args), pattern)
+
+
+def test_devices_stays_the_function_after_the_lazy_imports():
+    result = run(code="import duplex, duplex.engine, duplex.devices; print(callable(duplex.devices), "
+                      "duplex.AudioEngine.__module__)")
+    assert result.stdout.split() == ["True", "duplex.engine"], result.stderr

@@ -20,6 +20,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._engine import __version__
+
+# Eager, and cheap (no numpy): the function `devices` must win over the submodule of the
+# same name, which Python would otherwise bind here when anything imports it.
+from .devices import DeviceInfo, Tone, VirtualDevice, devices
 from .errors import (
     ChunkTooLargeError,
     DeviceError,
@@ -33,14 +37,12 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .devices import DeviceInfo, Tone, VirtualDevice, devices
     from .engine import CAPTURE_RATE_HZ, PLAY_RATE_HZ, AudioEngine, InterruptReport, Stats
 
-# The engine and device modules (numpy, asyncio) load on first use (PEP 562), so the
+# The engine module (numpy, asyncio) loads on first use (PEP 562), so the
 # ``duplex`` command starts without them. ``__version__`` is the Cargo workspace version,
 # compiled into the extension; maturin writes the same one into the package metadata.
 _LAZY = {
-    "DeviceInfo": "devices", "Tone": "devices", "VirtualDevice": "devices", "devices": "devices",
     "CAPTURE_RATE_HZ": "engine", "PLAY_RATE_HZ": "engine", "AudioEngine": "engine",
     "InterruptReport": "engine", "Stats": "engine",
 }
