@@ -195,7 +195,9 @@ def test_spoken_utterance_gets_a_spoken_answer(speech16k: np.ndarray) -> None:
     assert np.sqrt(np.mean(samples**2)) > 1000  # audible speech, not silence
     said = "".join(sc(m, "output_transcription").text for _, m in got if sc(m, "output_transcription"))
     assert said == answer.reply_text
-    heard = [sc(m, "input_transcription").text for _, m in got if sc(m, "input_transcription")]
+    fragments = [sc(m, "input_transcription") for _, m in got if sc(m, "input_transcription")]
+    heard = ["".join(f.text for f in fragments)]  # in fragments, as the service sends them
+    assert len(fragments) == 3 and [bool(f.finished) for f in fragments] == [False, False, True]
     seconds = len(speech16k) / 16_000
     assert heard == [f"[speech {record.utterances[0].speech_s:.1f} s]"]
     assert abs(record.utterances[0].speech_s - seconds) < 0.15
@@ -268,7 +270,7 @@ def test_manual_activity_detection_turns() -> None:
             return emu.sessions[0], got
 
     record, got = run(main())
-    assert [sc(m, "input_transcription").text for _, m in got if sc(m, "input_transcription")] == ["[speech 0.5 s]"]
+    assert "".join(sc(m, "input_transcription").text for _, m in got if sc(m, "input_transcription")) == "[speech 0.5 s]"
     assert sum(len(m.data) for _, m in got if m.data) > 0
     assert record.utterances[0].source == "manual"
 
@@ -313,7 +315,7 @@ def test_audio_stream_end_flushes_speech_and_text_modality() -> None:
             return audio, text
 
     audio, text = run(main())
-    assert [sc(m, "input_transcription").text for _, m in audio if sc(m, "input_transcription")] == ["[speech 0.3 s]"]
+    assert "".join(sc(m, "input_transcription").text for _, m in audio if sc(m, "input_transcription")) == "[speech 0.3 s]"
     assert sum(len(m.data) for _, m in audio if m.data) > 0
     assert "".join(m.text for _, m in text if m.text) == "You wrote: ping"
 

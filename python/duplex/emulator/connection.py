@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from . import protocol as p
@@ -90,6 +91,8 @@ class Connection:
         self._calls: dict[str, ToolCall] = {}  # every function call issued on this connection, by id
         self._waiting: list[ToolCall] | None = None  # BLOCKING calls the model waits on, silent
         self._scenario_tool_turns = 0
+        self._pending_texts: list[str] = []  # clientContent text not yet answered (turnComplete false)
+        self._heard_head_sent = False  # the first input transcription fragment went out during speech
         self._answers_done = 0
         self._timers: list[asyncio.Task[None]] = []
         self._closing = False
@@ -99,6 +102,8 @@ class Connection:
 
     async def run(self) -> None:
         """Serves the connection until either side closes it."""
+        if self.scenario.pong_delay_s > 0:
+            self._delay_pongs(self.scenario.pong_delay_s)
         try:
             try:
                 first = await asyncio.wait_for(self.ws.recv(), SETUP_TIMEOUT_S)
@@ -124,6 +129,26 @@ class Connection:
                 await asyncio.gather(self._close_task, return_exceptions=True)
             await self.ws.wait_closed()
             self._record_close()
+
+    def _delay_pongs(self, delay_s: float) -> None:
+        """Answers keepalive pings ``delay_s`` late (the service's pongs have taken 8-30 s,
+        past websockets' default 20 s ``ping_timeout``)."""
+        protocol, loop = self.ws.protocol, asyncio.get_running_loop()
+        send_frame = protocol.send_frame
+
+        def later(frame: Frame) -> None:
+            if protocol.state is State.OPEN:
+                send_frame(frame)
+                self.ws.send_data()
+
+        def send_frame_delaying_pongs(frame: Frame) -> None:
+            if frame.opcode is Opcode.PONG:
+                self.record._add("_pings", time.monotonic())
+                loop.call_later(delay_s, later, frame)
+            else:
+                send_frame(frame)
+
+        protocol.send_frame = send_frame_delaying_pongs  # type: ignore[method-assign]
 
     def request_close(self, code: int, reason: str) -> None:
         """Closes the connection with ``code`` from a task of its own (first call wins)."""
@@ -238,8 +263,14 @@ class Connection:
         elif kind == "clientContent":
             content = p.parse_client_content(body)
             self.record._add("_client_messages", (now, "clientContent"))
-            if content.turn_complete:
-                text = " ".join(content.texts).strip()
+            # Turns without turnComplete are added to the context; the next turnComplete answers them all.
+            self._pending_texts.extend(content.texts)
+            if not content.turn_complete:
+                assert self.state is not None
+                self.state.context_tokens += sum(len(t) for t in content.texts) // 4
+            else:
+                text = " ".join(self._pending_texts).strip()
+                self._pending_texts.clear()
                 await self._user_turn("client_content", now, text=text or "(an empty turn)")
         elif kind == "toolResponse":
             self.record._add("_client_messages", (now, "toolResponse"))
@@ -266,7 +297,8 @@ class Connection:
                 else:
                     raise p.ProtocolError(f"Unsupported media chunk mime type {blob.mime_type!r}.")
         elif kind == "text":
-            await self._user_turn("text", now, text=value)
+            if value.strip():  # blank text is no turn
+                await self._user_turn("text", now, text=value)
         elif kind == "activityStart":
             if self._vad is not None:
                 raise p.ProtocolError("activityStart is only allowed when automatic activity detection is disabled.")
@@ -274,6 +306,7 @@ class Connection:
                 raise p.ProtocolError("activityStart sent twice without activityEnd.")
             self._activity_open_at, self._activity_samples = now, 0
             await self._barge_in("activityStart", now)
+            await self._send_heard_start()
         elif kind == "activityEnd":
             if self._vad is not None:
                 raise p.ProtocolError("activityEnd is only allowed when automatic activity detection is disabled.")
@@ -312,6 +345,7 @@ class Connection:
             if event.kind == "start":
                 self._speech_started_at, self._speech_start_pos = now, event.position
                 await self._barge_in("vad", now)
+                await self._send_heard_start()
             else:
                 await self._speech_end(event.position, now)
 
@@ -326,6 +360,36 @@ class Connection:
         speech_s = max(0, end_position - self._speech_start_pos) / INPUT_RATE_HZ
         await self._user_turn("vad", now, started_at=self._speech_started_at, speech_s=speech_s)
         self._speech_started_at = None
+
+    # -- input transcription ------------------------------------------------------------------
+
+    def _heard_head(self) -> str | None:
+        """The first word of the input transcription template, when it does not depend on
+        the speech (it can be sent while the user still speaks, as the service's partials are)."""
+        words = self.scenario.input_transcription_template.split()
+        return words[0] if words and "{" not in words[0] else None
+
+    async def _send_heard_start(self) -> None:
+        head = self._heard_head()
+        if head and self.setup is not None and self.setup.input_transcription and not self._heard_head_sent:
+            self._heard_head_sent = True
+            await self._send(p.msg_input_transcription(head, finished=False))
+
+    async def _send_heard(self, heard: str) -> None:
+        """Sends the input transcription in fragments (one word each; the last one
+        ``finished``), as the service does: clients must aggregate them."""
+        if self.setup is None or not self.setup.input_transcription:
+            return
+        words = heard.split()
+        if self._heard_head_sent and words and words[0] == self._heard_head():
+            words = words[1:]
+            first = False
+        else:
+            first = True
+        self._heard_head_sent = False
+        for i, word in enumerate(words):
+            text = word if first and i == 0 else " " + word
+            await self._send(p.msg_input_transcription(text, finished=i == len(words) - 1))
 
     # -- turns -----------------------------------------------------------------------------
 
@@ -457,8 +521,8 @@ class Connection:
         let it say a filler sentence meanwhile."""
         assert self.setup is not None and self.state is not None
         await self._send_resumption(resumable=False)
-        if heard and self.setup.input_transcription:
-            await self._send(p.msg_input_transcription(heard))
+        if heard:
+            await self._send_heard(heard)
         at = time.monotonic()
         calls = []
         for name, args in wanted:
@@ -516,8 +580,8 @@ class Connection:
         assert self.setup is not None
         sc, setup = self.scenario, self.setup
         await self._send_resumption(resumable=False)
-        if heard and setup.input_transcription:
-            await self._send(p.msg_input_transcription(heard))
+        if heard:
+            await self._send_heard(heard)
         if setup.response_modalities == ("TEXT",):
             await self._sleep_until(answer.trigger_at + sc.answer_delay_ms / 1000)
             words = answer.reply_text.split()

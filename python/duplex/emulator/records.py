@@ -170,6 +170,7 @@ class Session:
         self._tool_calls: list[Any] = []
         self._late_tool_responses: list[Any] = []
         self._error_detail: str | None = None
+        self._pings: list[float] = []
 
     # -- writers (emulator thread) -------------------------------------------------------
 
@@ -279,6 +280,12 @@ class Session:
         """Responses that came for calls already cancelled or answered (ignored, as by the service)."""
         with self._lock:
             return tuple(self._late_tool_responses)
+
+    @property
+    def pings(self) -> tuple[float, ...]:
+        """When keepalive pings arrived (recorded when ``pong_delay_s`` is set)."""
+        with self._lock:
+            return tuple(self._pings)
 
     @property
     def error_detail(self) -> str | None:

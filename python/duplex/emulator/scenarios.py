@@ -88,6 +88,7 @@ class Scenario:
             models, whose current versions call asynchronously by default; else BLOCKING).
         tool_reply_template: answer spoken with a function's result (``{name}``, ``{result}``).
         tool_filler_template: what the model says while a NON_BLOCKING call runs.
+        pong_delay_s: answer keepalive pings this late (the service's have taken 8-30 s).
         any_model: serve any model name (the service closes 1008 on models it does not
             serve for ``bidiGenerateContent``; so does the emulator unless this is set).
         vad_threshold_dbfs: energy VAD threshold.
@@ -124,6 +125,7 @@ class Scenario:
     tool_behavior_default: str = "auto"
     tool_reply_template: str = "The {name} function says {result}."
     tool_filler_template: str = "Let me check with {name}."
+    pong_delay_s: float = 0.0
     any_model: bool = False
     vad_threshold_dbfs: float = -40.0
     vad_start_ms: int = 100
@@ -138,6 +140,8 @@ class Scenario:
             raise ScenarioError(f"playout_speed must be > 0, got {self.playout_speed}")
         if not 1 <= self.parts_per_message <= 20:
             raise ScenarioError(f"parts_per_message must be within 1..20, got {self.parts_per_message}")
+        if not 0 <= self.pong_delay_s <= 300:
+            raise ScenarioError(f"pong_delay_s must be within 0..300, got {self.pong_delay_s}")
         if self.burst_s < 0:
             raise ScenarioError(f"burst_s must be >= 0, got {self.burst_s}")
         if self.bursty_period_s is not None and self.bursty_period_s <= 0:
