@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use cpal::{FromSample, Sample};
 
+use crate::aec::tap::{InputClock, ReferenceTap};
 use crate::capture::CaptureWriter;
 use crate::convert::rms_and_peak;
 use crate::playback::PlaybackRenderer;
@@ -82,6 +83,8 @@ impl Level {
 /// sample format. **Real time.**
 pub struct OutputCallback {
     renderer: PlaybackRenderer,
+    /// Copies what was rendered for the echo canceller (when one is set up).
+    tap: Option<ReferenceTap>,
     mono: Box<[f32]>,
     channels: usize,
     stats: Arc<SharedStats>,
@@ -106,11 +109,19 @@ impl OutputCallback {
     ) -> Self {
         Self {
             renderer,
+            tap: None,
             mono: vec![0.0; MAX_BLOCK_FRAMES].into_boxed_slice(),
             channels: usize::from(channels.max(1)),
             stats,
             probe: TimingProbe::new(rate),
         }
+    }
+
+    /// Also hands every rendered block (mono, exactly what the device gets: after fades,
+    /// flushes and underrun silence) to the echo canceller's reference tap.
+    pub fn with_reference_tap(mut self, tap: ReferenceTap) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// Fills one interleaved device buffer of any sample type. **Real time.**
@@ -125,6 +136,9 @@ impl OutputCallback {
             let n = block.len() / self.channels;
             let mono = &mut self.mono[..n];
             self.renderer.render(mono);
+            if let Some(tap) = self.tap.as_mut() {
+                tap.push(mono);
+            }
             level.add(mono);
             for (frame, &m) in block.chunks_exact_mut(self.channels).zip(mono.iter()) {
                 frame.fill(T::from_sample(m));
@@ -143,6 +157,8 @@ impl OutputCallback {
 /// **Real time.**
 pub struct InputCallback {
     writer: CaptureWriter,
+    /// Pairs capture with the echo canceller's reference (when one is set up).
+    clock: Option<InputClock>,
     mono: Box<[f32]>,
     channels: usize,
     stats: Arc<SharedStats>,
@@ -162,11 +178,19 @@ impl InputCallback {
     pub fn new(writer: CaptureWriter, channels: u16, rate: u32, stats: Arc<SharedStats>) -> Self {
         Self {
             writer,
+            clock: None,
             mono: vec![0.0; MAX_BLOCK_FRAMES].into_boxed_slice(),
             channels: usize::from(channels.max(1)),
             stats,
             probe: TimingProbe::new(rate),
         }
+    }
+
+    /// Also publishes, after each callback, how far the output had rendered when this much
+    /// capture was queued: the echo canceller pairs the two streams by it.
+    pub fn with_echo_clock(mut self, clock: InputClock) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Takes one interleaved device buffer of any sample type. **Real time.**
@@ -189,7 +213,13 @@ impl InputCallback {
                 *m = frame.iter().map(|&s| f32::from_sample(s)).sum::<f32>() * scale;
             }
             level.add(&self.mono[..n]);
-            self.writer.capture(&self.mono[..n]);
+            let queued = self.writer.capture(&self.mono[..n]);
+            if let Some(clock) = self.clock.as_mut() {
+                clock.queued(queued);
+            }
+        }
+        if let Some(clock) = &self.clock {
+            clock.publish();
         }
         self.stats.input_rms.store(level.rms());
         self.stats.input_peak.store(level.peak);

@@ -8,6 +8,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use crate::aec::stage::EchoStage;
 use crate::convert::f32_to_i16;
 use crate::error::Result;
 use crate::resample::StreamResampler;
@@ -36,6 +37,9 @@ pub fn capture_channel(
         device_rate,
         resampled: Vec::with_capacity(chunk_frames * 4),
         stats,
+        echo: None,
+        raw: Vec::new(),
+        ring_read: 0,
     };
     Ok((writer, reader))
 }
@@ -53,9 +57,10 @@ impl std::fmt::Debug for CaptureWriter {
 }
 
 impl CaptureWriter {
-    /// Queues one block of mono device-rate audio. **Real time**: on a full ring the frames
-    /// that do not fit (the newest) are dropped and counted.
-    pub fn capture(&mut self, mono: &[f32]) {
+    /// Queues one block of mono device-rate audio and returns how many frames were queued.
+    /// **Real time**: on a full ring the frames that do not fit (the newest) are dropped and
+    /// counted.
+    pub fn capture(&mut self, mono: &[f32]) -> usize {
         let (_, dropped) = self.ring.push_partial_slice(mono);
         self.stats
             .frames_captured
@@ -66,6 +71,7 @@ impl CaptureWriter {
                 .capture_overflow_frames
                 .fetch_add(dropped.len() as u64, Relaxed);
         }
+        mono.len() - dropped.len()
     }
 
     /// Free space in the ring, in device frames.
@@ -82,6 +88,12 @@ pub struct CaptureReader {
     device_rate: u32,
     resampled: Vec<f32>,
     stats: Arc<SharedStats>,
+    /// The echo canceller, when the engine has an output to pair with.
+    echo: Option<EchoStage>,
+    /// Resampled capture on its way into the echo canceller.
+    raw: Vec<f32>,
+    /// Frames taken out of the ring (read or cleared), for pairing with the reference.
+    ring_read: u64,
 }
 
 impl std::fmt::Debug for CaptureReader {
@@ -112,10 +124,31 @@ impl CaptureReader {
         }
         if let Ok(chunk) = self.ring.read_chunk(n) {
             let (a, b) = chunk.as_slices();
-            self.resampler.process(a, &mut self.resampled);
-            self.resampler.process(b, &mut self.resampled);
+            // With echo cancellation the resampled audio takes a detour through it.
+            let target = if self.echo.is_some() {
+                &mut self.raw
+            } else {
+                &mut self.resampled
+            };
+            self.resampler.process(a, target);
+            self.resampler.process(b, target);
             chunk.commit_all();
+            self.ring_read += n as u64;
         }
+        if let Some(echo) = self.echo.as_mut() {
+            echo.process(&mut self.raw, &mut self.resampled);
+        }
+    }
+
+    /// Runs the capture through `stage` from now on.
+    pub fn set_echo(&mut self, mut stage: EchoStage) {
+        stage.capture_reset(self.ring_read);
+        self.echo = Some(stage);
+    }
+
+    /// The echo canceller stage, if there is one.
+    pub fn echo_mut(&mut self) -> Option<&mut EchoStage> {
+        self.echo.as_mut()
     }
 
     /// Returns the next chunk of 16 kHz mono PCM if one is complete, else `None` at once.
@@ -138,7 +171,10 @@ impl CaptureReader {
     pub fn device_frames_missing(&self) -> usize {
         let have = self.resampled.len() as u64 * u64::from(self.device_rate)
             / u64::from(CAPTURE_RATE_HZ)
-            + self.ring.slots() as u64;
+            + self.ring.slots() as u64
+            + self.echo.as_ref().map_or(0, |e| e.pending_len() as u64)
+                * u64::from(self.device_rate)
+                / u64::from(CAPTURE_RATE_HZ);
         let need = (self.chunk_frames as u64 * u64::from(self.device_rate))
             .div_ceil(u64::from(CAPTURE_RATE_HZ))
             + self.resampler.chunk_frames() as u64;
@@ -150,8 +186,13 @@ impl CaptureReader {
         let n = self.ring.slots();
         if let Ok(chunk) = self.ring.read_chunk(n) {
             chunk.commit_all();
+            self.ring_read += n as u64;
         }
         self.resampler.reset();
         self.resampled.clear();
+        self.raw.clear();
+        if let Some(echo) = self.echo.as_mut() {
+            echo.capture_reset(self.ring_read);
+        }
     }
 }

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Relaxed, Orderi
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::aec::stage::{EchoShared, EchoStage, EchoStats};
+use crate::aec::tap::reference_channel;
+use crate::aec::AecOptions;
 use crate::callback::{InputCallback, OutputCallback};
 use crate::capture::{capture_channel, CaptureReader};
 use crate::convert::to_dbfs;
@@ -214,6 +217,10 @@ pub struct Engine {
     health: Arc<DeviceHealth>,
     /// Device state of the last real-device session (kept after stop for stats()).
     last_device_state: Mutex<Option<Arc<DeviceState>>>,
+    /// Echo cancellation switch and counters (kept across start/stop).
+    echo: Arc<EchoShared>,
+    /// The canceller's settings for the next start (and the running one).
+    echo_options: Mutex<AecOptions>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -274,6 +281,8 @@ impl Engine {
             events: Arc::new(EventLog::default()),
             health: Arc::new(DeviceHealth::default()),
             last_device_state: Mutex::new(None),
+            echo: Arc::new(EchoShared::default()),
+            echo_options: Mutex::new(AecOptions::default()),
         })
     }
 
@@ -370,10 +379,41 @@ impl Engine {
         Ok((reader, cb))
     }
 
+    /// Connects an output and an input through the echo canceller: the output callback taps
+    /// what it renders, the input callback publishes the pairing counters, and the reader
+    /// runs the canceller (switched on or off by [`Engine::set_echo_cancellation`]).
+    fn attach_echo(
+        &self,
+        out_cb: OutputCallback,
+        in_cb: InputCallback,
+        reader: &mut CaptureReader,
+        output_rate: u32,
+        input_rate: u32,
+    ) -> Result<(OutputCallback, InputCallback)> {
+        // Longer than the capture ring, so the reference outlives any capture backlog.
+        let capacity = ms_to_frames(
+            f64::from(self.config.capture_buffer_ms) + 1_000.0,
+            output_rate,
+        );
+        let (tap, clock, tap_reader) = reference_channel(output_rate, input_rate, capacity);
+        let options = *lock(&self.echo_options);
+        let stage = EchoStage::new(
+            tap_reader,
+            input_rate,
+            output_rate,
+            options,
+            Arc::clone(&self.echo),
+        )?;
+        reader.set_echo(stage);
+        Ok((out_cb.with_reference_tap(tap), in_cb.with_echo_clock(clock)))
+    }
+
     fn start_virtual(&self, v: &VirtualConfig) -> Result<Session> {
         let input = v.prepare_input()?;
         let (producer, out_cb) = self.make_output(v.sample_rate, v.channels)?;
-        let (reader, in_cb) = self.make_input(v.sample_rate, v.channels)?;
+        let (mut reader, in_cb) = self.make_input(v.sample_rate, v.channels)?;
+        let (out_cb, in_cb) =
+            self.attach_echo(out_cb, in_cb, &mut reader, v.sample_rate, v.sample_rate)?;
         let playback = Arc::clone(producer.shared());
         let shared = Arc::new(VirtualShared::default());
         let device = VirtualDevice::start(v, input, in_cb, out_cb, Arc::clone(&shared))?;
@@ -411,8 +451,18 @@ impl Engine {
             .as_ref()
             .map(|d| self.make_input(d.rate(), d.channels()))
             .transpose()?;
-        let (producer, out_cb) = output.map_or((None, None), |(p, cb)| (Some(p), Some(cb)));
-        let (reader, in_cb) = input.map_or((None, None), |(r, cb)| (Some(r), Some(cb)));
+        let (producer, mut out_cb) = output.map_or((None, None), |(p, cb)| (Some(p), Some(cb)));
+        let (mut reader, mut in_cb) = input.map_or((None, None), |(r, cb)| (Some(r), Some(cb)));
+        // Echo cancellation needs both directions.
+        if let (Some(r), Some(od), Some(id)) =
+            (reader.as_mut(), output_dev.as_ref(), input_dev.as_ref())
+        {
+            if let (Some(o), Some(i)) = (out_cb.take(), in_cb.take()) {
+                let (o, i) = self.attach_echo(o, i, r, od.rate(), id.rate())?;
+                out_cb = Some(o);
+                in_cb = Some(i);
+            }
+        }
         let slots = Arc::new(CallbackSlots::new(out_cb, in_cb, c.realtime()));
         let streams = cpal_stream::start_streams(
             input_dev.as_ref(),
@@ -764,6 +814,52 @@ impl Engine {
             lock(r).clear();
         }
         Ok(())
+    }
+
+    /// Switches echo cancellation on or off, at once if running (from the next 10 ms frame)
+    /// and for later starts. It works only when both an input and an output are open; it is
+    /// off until switched on.
+    pub fn set_echo_cancellation(&self, enabled: bool) {
+        self.echo.enabled.store(enabled, Release);
+    }
+
+    /// Whether echo cancellation is switched on.
+    pub fn echo_cancellation(&self) -> bool {
+        self.echo.enabled.load(Acquire)
+    }
+
+    /// Whether the running session has an echo canceller (both an input and an output).
+    pub fn echo_available(&self) -> bool {
+        self.current()
+            .and_then(|s| s.reader.as_ref().map(|r| lock(r).echo_mut().is_some()))
+            .unwrap_or(false)
+    }
+
+    /// Changes the canceller's settings (backend, noise suppression, high-pass filter), at
+    /// once if running and for later starts.
+    ///
+    /// # Errors
+    /// When the canceller cannot be reconfigured; the old settings stay.
+    pub fn set_echo_options(&self, options: AecOptions) -> Result<()> {
+        if let Some(session) = self.current() {
+            if let Some(reader) = session.reader.as_ref() {
+                if let Some(stage) = lock(reader).echo_mut() {
+                    stage.set_options(options)?;
+                }
+            }
+        }
+        *lock(&self.echo_options) = options;
+        Ok(())
+    }
+
+    /// The canceller's settings.
+    pub fn echo_options(&self) -> AecOptions {
+        *lock(&self.echo_options)
+    }
+
+    /// The echo canceller's figures (cumulative over the engine's life).
+    pub fn echo_stats(&self) -> EchoStats {
+        self.echo.snapshot()
     }
 
     /// The virtual device's recorded output (interleaved) and its channel count; empty for

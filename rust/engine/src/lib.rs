@@ -19,6 +19,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_code)]
 
+pub mod aec;
 pub mod callback;
 pub mod capture;
 pub mod convert;
@@ -36,6 +37,8 @@ pub mod supervisor;
 pub mod virtual_device;
 pub mod wav;
 
+pub use aec::stage::EchoStats;
+pub use aec::{AecBackend, AecOptions};
 pub use capture::CAPTURE_RATE_HZ;
 pub use cpal_device::{list_devices, CpalConfig, DeviceInfo, DeviceSelector, Latency};
 pub use engine::{Backend, DeviceParams, DeviceStatus, Engine, EngineConfig};

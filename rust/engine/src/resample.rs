@@ -44,6 +44,16 @@ impl StreamResampler {
     /// # Errors
     /// [`EngineError::InvalidInput`] if a rate is zero or the pair is unusable.
     pub fn new(input_rate: u32, output_rate: u32) -> Result<Self> {
+        Self::with_block_ms(input_rate, output_rate, 20)
+    }
+
+    /// As [`new`](Self::new), with blocks of `block_ms` milliseconds of input: shorter blocks
+    /// hold audio back for less time at the price of a lower passband edge (the echo
+    /// canceller's reference uses 10 ms).
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidInput`] if a rate is zero or the pair is unusable.
+    pub fn with_block_ms(input_rate: u32, output_rate: u32, block_ms: u32) -> Result<Self> {
         if input_rate == 0 || output_rate == 0 {
             return Err(EngineError::InvalidInput(format!(
                 "sample rates must be positive, got {input_rate} Hz -> {output_rate} Hz"
@@ -52,7 +62,7 @@ impl StreamResampler {
         let (inner, chunk_in, max_out) = if input_rate == output_rate {
             (None, 0, 0)
         } else {
-            let chunk = (input_rate as usize / 50).max(1);
+            let chunk = (input_rate as usize * block_ms.clamp(1, 1000) as usize / 1000).max(1);
             // One FFT block per chunk (rubato's `new` would split blocks above 256 frames,
             // which shortens the FFT and lowers the cutoff again).
             let fft = Fft::<f32>::new_custom(

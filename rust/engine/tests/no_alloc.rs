@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count, AllocDisabler};
+use duplex_engine::aec::tap::reference_channel;
 use duplex_engine::callback::{InputCallback, OutputCallback};
 use duplex_engine::capture::capture_channel;
 use duplex_engine::playback::playback_channel;
@@ -22,9 +23,14 @@ fn callbacks_never_allocate() {
     let rate = 48_000;
     let (mut producer, renderer) =
         playback_channel(rate, rate as usize, 4_800, 240, Arc::clone(&stats)).unwrap();
-    let mut out_cb = OutputCallback::new(renderer, 2, rate, Arc::clone(&stats));
+    // The echo canceller's reference tap and pairing clock ride along; its ring (about
+    // 100 ms) is drained only now and then, so it overflows too.
+    let (tap, clock, mut tap_reader) = reference_channel(rate, rate, 4_800);
+    let mut out_cb =
+        OutputCallback::new(renderer, 2, rate, Arc::clone(&stats)).with_reference_tap(tap);
     let (writer, mut reader) = capture_channel(rate, 4_800, 20, Arc::clone(&stats)).unwrap();
-    let mut in_cb = InputCallback::new(writer, 2, rate, Arc::clone(&stats));
+    let mut in_cb = InputCallback::new(writer, 2, rate, Arc::clone(&stats)).with_echo_clock(clock);
+    let mut tapped = 0usize;
 
     let tone: Vec<i16> = (0..2_400).map(|i| ((i % 48) as i16 - 24) * 500).collect();
     let mut out_f32 = vec![0.0f32; 960];
@@ -48,6 +54,9 @@ fn callbacks_never_allocate() {
         if round % 7 == 0 {
             while reader.try_read().is_some() {}
         }
+        if round % 11 == 0 {
+            tap_reader.drain(|_, samples| tapped += samples.count());
+        }
         assert_no_alloc(|| {
             out_cb.process(&mut out_f32);
             out_cb.process(&mut out_i16);
@@ -65,6 +74,15 @@ fn callbacks_never_allocate() {
     assert!(stats.underruns.load(Relaxed) > 0, "underrun");
     assert!(stats.capture_overflows.load(Relaxed) > 0, "overflow");
     assert!(stats.frames_played.load(Relaxed) > 0, "playing");
+    assert!(tapped > 0, "the tap delivered reference audio");
+    assert!(
+        tap_reader.clock().dropped_frames.load(Relaxed) > 0,
+        "the tap ring overflowed"
+    );
+    assert!(
+        tap_reader.clock().offset().is_some(),
+        "the input callback published the pairing"
+    );
     assert_eq!(violation_count(), 0, "a callback allocated");
 }
 

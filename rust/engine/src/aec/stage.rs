@@ -1,0 +1,405 @@
+//! [`EchoStage`]: the canceller on the capture reader's side of the rings. Not real-time.
+//!
+//! The capture reader hands it the capture audio it has just resampled to 16 kHz. The stage
+//! drains the reference tap, resamples the reference to 16 kHz (its own streaming
+//! resampler, 10 ms blocks so the newest reference is never held back long), and runs the
+//! canceller in 10 ms frames. Before each capture frame it feeds every reference frame that
+//! the speaker had rendered by the time the microphone delivered that frame, found from the
+//! two streams' frame counters (see [`super::tap`]); the canceller's own delay estimator
+//! finds the acoustic and buffering delay on top.
+//!
+//! Positions are absolute sample indices at 16 kHz: capture index `k` is capture-ring frame
+//! `k × Ri / 16000`, reference index `j` is output frame `j × Ro / 16000` (both resamplers
+//! trim their start-up delay, so the mapping is exact).
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::tap::TapReader;
+use super::{make_canceller, AecBackend, AecOptions, EchoCanceller, AEC_FRAME, AEC_RATE_HZ};
+use crate::error::Result;
+use crate::resample::StreamResampler;
+use crate::stats::Histogram;
+
+/// Reference fed ahead of the pairing point (10 ms): AEC3 needs the reference a little before
+/// the echo shows up in the capture, and an echo one device period after rendering (the
+/// shortest a device can have) would otherwise arrive with zero headroom.
+const REFERENCE_LEAD: f64 = 160.0;
+/// A jump of the pairing offset larger than this (50 ms) is a re-start, not drift.
+const REALIGN_SAMPLES: f64 = 800.0;
+/// Weight of each new offset reading in the smoothed offset (callback jitter averages out).
+const OFFSET_SMOOTHING: f64 = 0.05;
+/// Reference older than this (250 ms) behind its capture is dropped, not fed in a burst.
+const MAX_REFERENCE_LAG: f64 = 4_000.0;
+/// Reference waiting more than this (2 s) ahead of the capture is dropped.
+const MAX_REFERENCE_AHEAD: usize = 32_000;
+/// A capture frame whose reference is missing by more than this (30 ms) counts as late.
+const LATE_SAMPLES: f64 = 480.0;
+/// Gaps in the reference up to this long (1 s) are filled with silence, longer ones restart it.
+const MAX_GAP_SECONDS: u64 = 1;
+/// Canceller figures are read every this many frames (0.5 s).
+const METRICS_EVERY: u32 = 50;
+
+/// Echo cancellation state and counters shared by the engine and its capture reader; lives
+/// as long as the engine, across start/stop. Everything is atomic: `stats()` never waits
+/// for the reader.
+#[derive(Debug, Default)]
+pub struct EchoShared {
+    /// Whether the canceller processes capture audio (switchable at any time).
+    pub enabled: AtomicBool,
+    backend: AtomicU32,
+    frames_processed: AtomicU64,
+    render_frames: AtomicU64,
+    reference_late_frames: AtomicU64,
+    reference_dropped_frames: AtomicU64,
+    realignments: AtomicU64,
+    errors: AtomicU64,
+    erle_bits: AtomicU64,
+    delay_bits: AtomicU64,
+    has_metrics: AtomicBool,
+    cost_total_ns: AtomicU64,
+    cost: Histogram,
+}
+
+/// A snapshot of the echo canceller's figures.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EchoStats {
+    /// Whether echo cancellation is on.
+    pub enabled: bool,
+    /// Which implementation runs (`"sonora"` or `"aec3"`), empty before the first start.
+    pub backend: String,
+    /// 10 ms capture frames the canceller processed.
+    pub frames_processed: u64,
+    /// 10 ms reference frames fed to it.
+    pub reference_frames: u64,
+    /// Echo return loss enhancement in dB as the library estimates it (`None` before it has one).
+    pub erle_db: Option<f64>,
+    /// The library's estimate of the echo delay in ms (`None` before it has one).
+    pub delay_ms: Option<f64>,
+    /// Capture frames whose reference had not arrived (by more than 30 ms).
+    pub reference_late_frames: u64,
+    /// Reference samples (16 kHz) dropped: too old, too far ahead, or lost in a full tap ring.
+    pub reference_dropped_frames: u64,
+    /// Times the pairing of capture and reference was re-established after a jump.
+    pub realignments: u64,
+    /// Frames the library refused (passed through unprocessed).
+    pub errors: u64,
+    /// Mean cost of one 10 ms frame (reference and capture), in microseconds.
+    pub cost_mean_us: f64,
+    /// 99th percentile of that cost, in microseconds.
+    pub cost_p99_us: f64,
+    /// Largest cost, in microseconds.
+    pub cost_max_us: f64,
+}
+
+impl EchoShared {
+    /// A snapshot of the counters. `clock_dropped` is the tap ring's own drop count.
+    pub fn snapshot(&self) -> EchoStats {
+        let frames = self.frames_processed.load(Relaxed);
+        let metric = |bits: &AtomicU64| {
+            self.has_metrics
+                .load(Relaxed)
+                .then(|| f64::from_bits(bits.load(Relaxed)))
+                .filter(|v| v.is_finite())
+        };
+        EchoStats {
+            enabled: self.enabled.load(Relaxed),
+            backend: match self.backend.load(Relaxed) {
+                1 => "sonora",
+                2 => "aec3",
+                _ => "",
+            }
+            .to_string(),
+            frames_processed: frames,
+            reference_frames: self.render_frames.load(Relaxed),
+            erle_db: metric(&self.erle_bits),
+            delay_ms: metric(&self.delay_bits),
+            reference_late_frames: self.reference_late_frames.load(Relaxed),
+            reference_dropped_frames: self.reference_dropped_frames.load(Relaxed),
+            realignments: self.realignments.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            cost_mean_us: if frames == 0 {
+                0.0
+            } else {
+                self.cost_total_ns.load(Relaxed) as f64 / frames as f64 / 1e3
+            },
+            cost_p99_us: self.cost.quantile_ns(0.99) / 1e3,
+            cost_max_us: self.cost.max_ns() as f64 / 1e3,
+        }
+    }
+
+    fn set_backend(&self, backend: AecBackend) {
+        let code = match backend {
+            AecBackend::Sonora => 1,
+            AecBackend::Aec3 => 2,
+        };
+        self.backend.store(code, Relaxed);
+    }
+}
+
+/// The canceller and its reference stream, owned by the capture reader.
+pub struct EchoStage {
+    canceller: Box<dyn EchoCanceller>,
+    options: AecOptions,
+    shared: Arc<EchoShared>,
+    tap: TapReader,
+    ref_rate: u32,
+    ref_resampler: StreamResampler,
+    /// Output frame the next tap block should start at.
+    ref_next: Option<u64>,
+    /// Resampled reference waiting to be fed; `ref16[0]` has absolute index `ref_start`.
+    ref16: Vec<f32>,
+    ref_start: f64,
+    ref_scratch: Vec<f32>,
+    /// Capture samples not yet processed; `pending[0]` has absolute index `cap_start`.
+    pending: Vec<f32>,
+    cap_start: f64,
+    in_ratio: f64,
+    out_ratio: f64,
+    /// Smoothed pairing offset in 16 kHz samples: reference index = capture index + offset.
+    offset: Option<f64>,
+    frame: Vec<f32>,
+    since_metrics: u32,
+    tap_dropped_seen: u64,
+}
+
+impl std::fmt::Debug for EchoStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoStage")
+            .field("backend", &self.canceller.name())
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EchoStage {
+    /// A stage for an input at `input_rate` and an output at `output_rate` (Hz).
+    ///
+    /// # Errors
+    /// When the canceller cannot be built or a rate is unusable.
+    pub fn new(
+        tap: TapReader,
+        input_rate: u32,
+        output_rate: u32,
+        options: AecOptions,
+        shared: Arc<EchoShared>,
+    ) -> Result<Self> {
+        let canceller = make_canceller(&options)?;
+        shared.set_backend(options.backend);
+        let tap_dropped_seen = tap.clock().dropped_frames.load(Relaxed);
+        Ok(Self {
+            canceller,
+            options,
+            shared,
+            tap,
+            ref_rate: output_rate,
+            ref_resampler: StreamResampler::with_block_ms(output_rate, AEC_RATE_HZ, 10)?,
+            ref_next: None,
+            ref16: Vec::with_capacity(MAX_REFERENCE_AHEAD),
+            ref_start: 0.0,
+            ref_scratch: Vec::new(),
+            pending: Vec::with_capacity(AEC_FRAME * 8),
+            cap_start: 0.0,
+            in_ratio: f64::from(AEC_RATE_HZ) / f64::from(input_rate),
+            out_ratio: f64::from(AEC_RATE_HZ) / f64::from(output_rate),
+            offset: None,
+            frame: vec![0.0; AEC_FRAME],
+            since_metrics: 0,
+            tap_dropped_seen,
+        })
+    }
+
+    /// The current options.
+    pub fn options(&self) -> AecOptions {
+        self.options
+    }
+
+    /// Switches NS and HPF, or the backend (a new canceller, which converges again).
+    ///
+    /// # Errors
+    /// When the library cannot be reconfigured; the old settings stay.
+    pub fn set_options(&mut self, options: AecOptions) -> Result<()> {
+        if options.backend != self.options.backend {
+            self.canceller = make_canceller(&options)?;
+            self.shared.set_backend(options.backend);
+        } else {
+            self.canceller.set_options(&options)?;
+        }
+        self.options = options;
+        Ok(())
+    }
+
+    /// Capture samples held until a 10 ms frame is complete.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The capture stream restarts at capture-ring frame `ring_position` (after a clear).
+    pub fn capture_reset(&mut self, ring_position: u64) {
+        self.pending.clear();
+        self.cap_start = ring_position as f64 * self.in_ratio;
+    }
+
+    /// Takes the 16 kHz capture audio in `input` (emptied) and appends the processed audio,
+    /// in whole 10 ms frames, to `output`.
+    pub fn process(&mut self, input: &mut Vec<f32>, output: &mut Vec<f32>) {
+        self.drain_tap();
+        self.update_offset();
+        self.pending.append(input);
+        let enabled = self.shared.enabled.load(Relaxed);
+        let mut done = 0;
+        while self.pending.len() - done >= AEC_FRAME {
+            let started = Instant::now();
+            let k_end = self.cap_start + (done + AEC_FRAME) as f64;
+            self.feed_reference(k_end, enabled);
+            self.frame
+                .copy_from_slice(&self.pending[done..done + AEC_FRAME]);
+            if enabled {
+                if self.canceller.process_capture(&mut self.frame).is_err() {
+                    self.shared.errors.fetch_add(1, Relaxed);
+                    self.frame
+                        .copy_from_slice(&self.pending[done..done + AEC_FRAME]);
+                }
+                let ns = started.elapsed().as_nanos() as u64;
+                self.shared.cost.record(ns);
+                self.shared.cost_total_ns.fetch_add(ns, Relaxed);
+                self.shared.frames_processed.fetch_add(1, Relaxed);
+                self.since_metrics += 1;
+                if self.since_metrics >= METRICS_EVERY {
+                    self.since_metrics = 0;
+                    self.publish_metrics();
+                }
+            }
+            output.extend_from_slice(&self.frame);
+            done += AEC_FRAME;
+        }
+        self.pending.drain(..done);
+        self.cap_start += done as f64;
+    }
+
+    fn publish_metrics(&mut self) {
+        let m = self.canceller.metrics();
+        let s = &self.shared;
+        s.erle_bits
+            .store(m.erle_db.unwrap_or(f64::NAN).to_bits(), Relaxed);
+        s.delay_bits
+            .store(m.delay_ms.unwrap_or(f64::NAN).to_bits(), Relaxed);
+        s.has_metrics.store(true, Relaxed);
+    }
+
+    /// Feeds the reference frames due before the capture frame ending at `k_end`.
+    fn feed_reference(&mut self, k_end: f64, enabled: bool) {
+        let Some(offset) = self.offset else {
+            return; // the output has not rendered yet: nothing to cancel
+        };
+        let j_end = k_end + offset + REFERENCE_LEAD;
+        let mut fed = 0;
+        while self.ref16.len() - fed >= AEC_FRAME {
+            let start = self.ref_start + fed as f64;
+            if start + AEC_FRAME as f64 > j_end + 0.5 {
+                break;
+            }
+            let frame = &self.ref16[fed..fed + AEC_FRAME];
+            if start + (AEC_FRAME as f64) < j_end - MAX_REFERENCE_LAG {
+                // Far too old for this capture: feeding it in a burst would only confuse
+                // the canceller's render buffer.
+                self.shared
+                    .reference_dropped_frames
+                    .fetch_add(AEC_FRAME as u64, Relaxed);
+            } else if enabled {
+                if self.canceller.process_render(frame).is_err() {
+                    self.shared.errors.fetch_add(1, Relaxed);
+                }
+                self.shared.render_frames.fetch_add(1, Relaxed);
+            }
+            fed += AEC_FRAME;
+        }
+        self.ref16.drain(..fed);
+        self.ref_start += fed as f64;
+        let available_end = self.ref_start + self.ref16.len() as f64;
+        if enabled && available_end < j_end - LATE_SAMPLES {
+            self.shared.reference_late_frames.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn update_offset(&mut self) {
+        let Some(raw) = self.tap.clock().offset() else {
+            return;
+        };
+        let raw = raw * self.out_ratio;
+        self.offset = Some(match self.offset {
+            Some(smoothed) if (raw - smoothed).abs() <= REALIGN_SAMPLES => {
+                smoothed + OFFSET_SMOOTHING * (raw - smoothed)
+            }
+            Some(_) => {
+                self.shared.realignments.fetch_add(1, Relaxed);
+                raw
+            }
+            None => raw,
+        });
+    }
+
+    /// Moves every tapped block through the reference resampler into `ref16`.
+    fn drain_tap(&mut self) {
+        let dropped = self.tap.clock().dropped_frames.load(Relaxed);
+        if dropped > self.tap_dropped_seen {
+            let lost = (dropped - self.tap_dropped_seen) as f64 * self.out_ratio;
+            self.shared
+                .reference_dropped_frames
+                .fetch_add(lost as u64, Relaxed);
+            self.tap_dropped_seen = dropped;
+        }
+        let mut blocks: Vec<(u64, usize)> = Vec::new();
+        self.ref_scratch.clear();
+        {
+            let scratch = &mut self.ref_scratch;
+            self.tap.drain(|position, samples| {
+                let before = scratch.len();
+                scratch.extend(samples);
+                blocks.push((position, scratch.len() - before));
+            });
+        }
+        let mut offset = 0;
+        for (position, len) in blocks {
+            self.reference_block(position, offset, len);
+            offset += len;
+        }
+        if self.ref16.len() > MAX_REFERENCE_AHEAD {
+            let excess = self.ref16.len() - MAX_REFERENCE_AHEAD;
+            self.ref16.drain(..excess);
+            self.ref_start += excess as f64;
+            self.shared
+                .reference_dropped_frames
+                .fetch_add(excess as u64, Relaxed);
+        }
+    }
+
+    fn reference_block(&mut self, position: u64, offset: usize, len: usize) {
+        match self.ref_next {
+            Some(next) if position == next => {}
+            Some(next)
+                if position > next
+                    && position - next <= MAX_GAP_SECONDS * u64::from(self.ref_rate) =>
+            {
+                // Blocks lost in a full tap ring: keep the timeline with silence.
+                let zeros = vec![0.0; (position - next) as usize];
+                self.ref_resampler.process(&zeros, &mut self.ref16);
+            }
+            Some(_) | None => {
+                if self.ref_next.is_some() {
+                    self.shared.realignments.fetch_add(1, Relaxed);
+                    self.shared
+                        .reference_dropped_frames
+                        .fetch_add(self.ref16.len() as u64, Relaxed);
+                }
+                self.ref_resampler.reset();
+                self.ref16.clear();
+                self.ref_start = position as f64 * self.out_ratio;
+            }
+        }
+        let samples = &self.ref_scratch[offset..offset + len];
+        self.ref_resampler.process(samples, &mut self.ref16);
+        self.ref_next = Some(position + len as u64);
+    }
+}
