@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
@@ -17,7 +18,7 @@ import numpy as np
 
 from . import _engine
 from .devices import VirtualDevice
-from .errors import PlaybackFullError
+from .errors import EngineClosedError, PlaybackFullError
 
 __all__ = ["AudioEngine", "InterruptReport", "Stats", "CAPTURE_RATE_HZ", "PLAY_RATE_HZ"]
 
@@ -25,6 +26,19 @@ __all__ = ["AudioEngine", "InterruptReport", "Stats", "CAPTURE_RATE_HZ", "PLAY_R
 CAPTURE_RATE_HZ: int = _engine.CAPTURE_RATE_HZ
 #: Sample rate of the PCM :meth:`AudioEngine.play` takes (what the Live API sends).
 PLAY_RATE_HZ: int = _engine.PLAY_RATE_HZ
+
+#: How often play_async()/end_turn_async() retry while the playback buffer is full (a
+#: non-blocking attempt each time; 10 ms is half a typical 20-40 ms model chunk).
+_PLAY_POLL_S = 0.010
+#: Longest wait of one reader-thread read (so a stopped or muted engine is noticed).
+_READ_SLICE_S = 0.25
+#: How often a muted read_async() drops captured audio.
+_MUTED_POLL_S = 0.020
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
 
 Pcm = Union[bytes, bytearray, memoryview, np.ndarray]
 DeviceRef = Union[None, bool, int, str]
@@ -201,7 +215,11 @@ class AudioEngine:
         )
         self.chunk_ms = chunk_ms
         self._read_pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._play_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        # A read the reader thread is doing (or did) for a read_async() call that may have
+        # been cancelled meanwhile; its chunk belongs to the next call.
+        self._read_future: concurrent.futures.Future[bytes | None] | None = None
+        self._muted = False
+        self._mute_epoch = self._read_epoch = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -219,9 +237,8 @@ class AudioEngine:
         """Stops for good and frees the worker threads; later calls raise
         :class:`~duplex.errors.EngineClosedError`."""
         self._native.close()
-        for pool in (self._read_pool, self._play_pool):
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+        if self._read_pool is not None:
+            self._read_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def running(self) -> bool:
@@ -265,13 +282,83 @@ class AudioEngine:
 
     async def read_async(self, timeout: float | None = None) -> bytes | None:
         """Awaitable :meth:`read`. A ready chunk returns without leaving the event loop;
-        otherwise the wait runs on the engine's reader thread, never on the loop."""
-        chunk = self._native.read(0.0)
-        if chunk is not None or timeout == 0:
-            return chunk
-        if self._read_pool is None:
-            self._read_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duplex-read")
-        return await asyncio.get_running_loop().run_in_executor(self._read_pool, self._native.read, timeout)
+        otherwise the wait runs on the engine's reader thread, never on the loop.
+
+        Cancelling it (``asyncio.timeout``, ``wait_for``, a cancelled task) loses nothing:
+        a chunk the reader thread fetched after the cancel is returned by the next call.
+        While the engine is :meth:`muted <mute>`, captured audio is dropped and no chunk
+        is returned (the wait runs out its timeout)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        while True:
+            if self._muted:
+                self._drop_capture()
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    return None
+                await asyncio.sleep(_MUTED_POLL_S if remaining is None else min(_MUTED_POLL_S, remaining))
+                continue
+            future = self._read_future
+            if future is None:
+                chunk = self._native.read(0.0)
+                if chunk is not None or timeout == 0:
+                    return chunk
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    return None
+                if self._read_pool is None:
+                    self._read_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duplex-read")
+                # The thread waits in slices so that a muted or stopped engine is noticed.
+                slice_s = _READ_SLICE_S if remaining is None else min(_READ_SLICE_S, remaining)
+                future = self._read_future = self._read_pool.submit(self._native.read, slice_s)
+                self._read_epoch = self._mute_epoch
+            # asyncio.wait() neither cancels the thread's future when this call is cancelled
+            # nor swallows the cancellation (wait_for can, before Python 3.12): the chunk
+            # stays in self._read_future for the next call, so no chunk is ever lost.
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            waiter = asyncio.wrap_future(future)
+            waiter.add_done_callback(_retrieve)  # an abandoned waiter's error is not "unretrieved"
+            done, _ = await asyncio.wait({waiter}, timeout=remaining)
+            if not done:
+                return None
+            if self._read_future is not future:
+                continue  # a concurrent call took this chunk; wait for the next one
+            self._read_future = None
+            chunk = future.result()  # raises what read() raised (e.g. EngineClosedError)
+            if chunk is not None:
+                if self._muted or self._read_epoch != self._mute_epoch:
+                    continue  # captured while muted: never returned
+                return chunk
+            if deadline is not None and loop.time() >= deadline:
+                return None
+
+    def _drop_capture(self) -> None:
+        """Discards captured audio while muted, including a chunk a reader thread holds."""
+        future = self._read_future
+        if future is not None and future.done():
+            self._read_future = None
+        with contextlib.suppress(EngineClosedError):
+            self._native.clear_capture()
+
+    def mute(self) -> None:
+        """Mutes the microphone: captured audio is dropped from now on and the asyncio
+        readers (:meth:`read_async`, :meth:`chunks`) return no chunks until :meth:`unmute`.
+        A :class:`~duplex.LiveConversation` then tells the model the audio stream ended
+        (``audio_stream_end``) once it has been quiet for a second. Returns at once."""
+        self._muted = True
+        self._mute_epoch += 1
+        self._drop_capture()
+
+    def unmute(self) -> None:
+        """Ends :meth:`mute`: audio captured from now on is read again (nothing captured
+        while muted is ever returned)."""
+        self._drop_capture()
+        self._muted = False
+
+    @property
+    def muted(self) -> bool:
+        """Whether :meth:`mute` is in effect."""
+        return self._muted
 
     def clear_capture(self) -> None:
         """Drops captured audio that has not been read yet (for example after the user
@@ -281,11 +368,17 @@ class AudioEngine:
     async def chunks(self) -> AsyncIterator[bytes]:
         """Capture chunks as they come, until the engine stops.
 
+        Leaving the loop at any point (``break``, ``asyncio.timeout``, cancellation) loses
+        no chunk: one fetched meanwhile is returned by the next read.
+
         >>> async for chunk in engine.chunks():          # doctest: +SKIP
         ...     await session.send_realtime_input(audio=Blob(data=chunk, mime_type="audio/pcm;rate=16000"))
         """
         while self.running:
-            chunk = await self.read_async(0.25)
+            try:
+                chunk = await self.read_async(0.25)
+            except EngineClosedError:
+                return  # stopped while waiting
             if chunk is not None:
                 yield chunk
 
@@ -299,23 +392,50 @@ class AudioEngine:
         self._native.play(_as_pcm(pcm), timeout)
 
     async def play_async(self, pcm: Pcm, timeout: float | None = None) -> None:
-        """Awaitable :meth:`play` with backpressure: returns at once when there is room,
-        else waits on the engine's playback thread, never on the event loop."""
-        data = _as_pcm(pcm)
-        try:
-            self._native.play(data, 0.0)
-            return
-        except PlaybackFullError:
-            if timeout == 0:
-                raise
-        if self._play_pool is None:
-            self._play_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="duplex-play")
-        await asyncio.get_running_loop().run_in_executor(self._play_pool, self._native.play, data, timeout)
+        """Awaitable :meth:`play` with backpressure: returns at once when there is room;
+        while the playback buffer is full it waits on the event loop without blocking it
+        (each attempt is a non-blocking try), up to ``timeout`` seconds, then raises
+        :class:`~duplex.errors.PlaybackFullError`.
 
-    def end_turn(self, timeout: float | None = None) -> None:
-        """Marks the model's turn complete: what is queued plays out without waiting for
-        the prebuffer, and running dry afterwards is not an underrun."""
-        self._native.end_turn(timeout)
+        All or nothing: when it returns, the whole chunk is queued; when it raises or is
+        cancelled (``asyncio.timeout``, ``wait_for``, a cancelled task), nothing of it is
+        queued, and nothing of it will be later."""
+        data = _as_pcm(pcm)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        while True:
+            try:
+                self._native.play(data, 0.0)
+                return
+            except PlaybackFullError:
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise PlaybackFullError(
+                        f"the playback buffer stayed full for {timeout:.3f} s; the chunk was not "
+                        "queued (nothing was lost). Wait for playback to catch up, pass a longer "
+                        "timeout, or raise playback_buffer_ms"
+                    ) from None
+            # Cancellation can only land here, between attempts, when nothing is queued.
+            await asyncio.sleep(_PLAY_POLL_S if remaining is None else min(_PLAY_POLL_S, remaining))
+
+    async def end_turn_async(self, timeout: float | None = None) -> None:
+        """Awaitable :meth:`end_turn` that never blocks the event loop: when the buffer is
+        too full to take the turn's tail, it retries between short sleeps, up to
+        ``timeout`` seconds, then raises :class:`~duplex.errors.PlaybackFullError`."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        while True:
+            try:
+                self._native.end_turn(0.0)
+                return
+            except PlaybackFullError:
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise PlaybackFullError(
+                        f"the playback buffer stayed full for {timeout:.3f} s; end_turn() could not "
+                        "queue the turn's tail"
+                    ) from None
+            await asyncio.sleep(_PLAY_POLL_S if remaining is None else min(_PLAY_POLL_S, remaining))
 
     def interrupt(self) -> InterruptReport:
         """Barge-in: flush playback at the device's next period after a short fade.
