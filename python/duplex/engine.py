@@ -418,6 +418,11 @@ class AudioEngine:
             # Cancellation can only land here, between attempts, when nothing is queued.
             await asyncio.sleep(_PLAY_POLL_S if remaining is None else min(_PLAY_POLL_S, remaining))
 
+    def end_turn(self, timeout: float | None = None) -> None:
+        """Marks the model's turn complete: what is queued plays out without waiting for
+        the prebuffer, and running dry afterwards is not an underrun."""
+        self._native.end_turn(timeout)
+
     async def end_turn_async(self, timeout: float | None = None) -> None:
         """Awaitable :meth:`end_turn` that never blocks the event loop: when the buffer is
         too full to take the turn's tail, it retries between short sleeps, up to

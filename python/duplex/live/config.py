@@ -32,7 +32,7 @@ EventKind = Literal[
     "turn_complete", "resumption_handle", "usage", "stats",
     "text_sent", "audio_stream_end", "muted", "unmuted",
     "tool_call", "tool_result", "tool_cancelled",
-    "malformed",
+    "malformed", "device_lost", "device_restored",
     "video", "video_opened", "video_ended", "video_error",
 ]
 
@@ -67,6 +67,8 @@ class LiveEvent:
       a second), ``muted``, ``unmuted``.
     - ``tool_call``, ``tool_result``, ``tool_cancelled``: function calling (``data`` has
       ``id``, ``name``, and ``args`` / ``response`` / ``reason``).
+    - ``device_lost`` / ``device_restored``: the microphone or speaker went away and came
+      back (the engine reopens it; the session goes on).
     - ``malformed``: a server message that could not be used and was skipped
       (``data["kind"]``, ``data["detail"]``, ``data["count"]``).
     - ``video``, ``video_opened``, ``video_ended``, ``video_error``.

@@ -27,7 +27,7 @@ from google import genai
 from google.genai import types
 
 from ..engine import AudioEngine
-from ..errors import DuplexError
+from ..errors import DeviceError, DuplexError
 from ..vad import EnergyVad
 from ..video.framing import media_resolution_enum
 from . import transport as net
@@ -119,6 +119,7 @@ class LiveConversation:
         self._malformed_in_a_row = 0
         self._last_message_at = 0.0
         self._quick_go_aways = 0
+        self._device_lost = False
 
     # -- public ------------------------------------------------------------------------
 
@@ -405,7 +406,18 @@ class LiveConversation:
         stream_open = False
         while not stop.is_set():
             if self._pending_chunk is None:
-                self._pending_chunk = await self.engine.read_async(timeout=0.05)
+                try:
+                    self._pending_chunk = await self.engine.read_async(timeout=0.05)
+                except DeviceError as exc:
+                    # The microphone went away (unplugged, sound server restarted): the
+                    # engine reopens it; the session goes on meanwhile.
+                    if not self._device_lost:
+                        self._device_lost = True
+                        self._emit("device_lost", str(exc))
+                    await asyncio.sleep(0.1)
+                if self._pending_chunk is not None and self._device_lost:
+                    self._device_lost = False
+                    self._emit("device_restored")
                 if self._pending_chunk is None:
                     if stream_open and time.monotonic() - last_sent > quiet_limit:
                         # Muted or paused for more than a second: let the model answer what

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import PLAY_RATE_HZ, AudioEngine
+from ..errors import DeviceError
 
 __all__ = ["ModelOutput"]
 
@@ -82,10 +83,15 @@ class ModelOutput:
                     self._wake.clear()
                     await self._wake.wait()
                 item = self._fifo[0]
-                if item is _END_TURN:
-                    await self.engine.end_turn_async()
-                else:
-                    await self.engine.play_async(item)
+                try:
+                    if item is _END_TURN:
+                        await self.engine.end_turn_async()
+                    else:
+                        await self.engine.play_async(item)
+                except DeviceError:
+                    # The speaker is gone for now; the engine reopens it. Keep the chunk.
+                    await asyncio.sleep(0.05)
+                    continue
                 # Only now is it done with: a cancel during the await queued nothing and
                 # the interrupt that caused it has emptied the FIFO.
                 if self._fifo and self._fifo[0] is item:
