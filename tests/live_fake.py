@@ -50,6 +50,7 @@ class FakeConnection:
         self.setup: dict[str, Any] | None = None
         self.received: list[tuple[float, dict[str, Any]]] = []
         self.closed_by_client = False
+        self.closed_at: float | None = None
         self.opened_at = time.monotonic()
         self._new = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
@@ -76,6 +77,7 @@ class FakeConnection:
                     self._new.notify_all()
         except websockets.exceptions.ConnectionClosed:
             pass
+        self.closed_at = time.monotonic()
         proto = self.ws.protocol
         self.closed_by_client = proto.close_rcvd is not None and (
             proto.close_sent is None or bool(proto.close_rcvd_then_sent))
