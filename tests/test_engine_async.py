@@ -133,9 +133,9 @@ def test_play_async_waits_for_room_and_queues_everything(virtual_engine):
         await asyncio.sleep(0.8)
 
     asyncio.run(main())
-    rec = engine.recording()[:, 0]
-    loud = np.flatnonzero(np.abs(rec) > 1e-3)
-    assert (loud[-1] - loud[0]) / 48_000 == pytest.approx(0.8, abs=0.02)
+    # Every frame was queued and played (counted, so an underrun on a loaded machine does
+    # not matter), and nothing more.
+    assert engine.stats().frames_played / 48_000 == pytest.approx(0.8, abs=0.005)
 
 
 def test_async_calls_never_block_the_event_loop(virtual_engine):
