@@ -15,3 +15,5 @@ echo "== pytest =="
 .venv/bin/python -m pytest -q "$@"
 echo "== benchmark suites, smoke mode (each body runs once; numbers are reported, not checked) =="
 .venv/bin/python -m pytest -q benches/ --benchmark-disable -p no:cacheprovider
+echo "== the wheel: built as published (abi3, manylinux_2_28, system libasound), installed without Rust into a fresh venv per Python 3.10+, smoke-tested =="
+bash scripts/check-wheel.sh
