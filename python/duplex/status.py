@@ -1,33 +1,133 @@
 """The terminal display of ``duplex talk``: transcript lines as they complete and, on a
-terminal, one live status line (levels, playback buffer, underruns, the model's words)."""
+terminal, one live status line (state, levels, playback buffer, underruns, the model's words),
+plus the end-of-session summary.
+
+The status line is cut to the terminal's width (read at every update, so a resize is
+followed) minus one column: a line that reaches the last column makes some terminals wrap,
+and a wrapped line leaves a stale row behind when it is redrawn. Colour is used only when the
+output is a terminal and ``NO_COLOR`` is unset.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from .engine import Stats
     from .live import LiveEvent
 
-__all__ = ["StatusLine"]
+__all__ = ["SessionFigures", "StatusLine", "format_summary"]
+
+SILENCE_DBFS = -120.0  # what the engine reports for digital silence
+_COLOURS = {"green": "32", "cyan": "36", "red": "31", "dim": "2", "bold": "1"}
+
+
+def _power(dbfs: float) -> float:
+    return 0.0 if dbfs <= SILENCE_DBFS else 10.0 ** (dbfs / 10.0)
+
+
+def _dbfs(power: float) -> float:
+    return SILENCE_DBFS if power <= 0.0 else max(SILENCE_DBFS, 10.0 * math.log10(power))
+
+
+class SessionFigures:
+    """Session-wide figures accumulated from the periodic ``stats`` events: the engine's
+    levels are of its last metering period, so the end summary averages them instead."""
+
+    def __init__(self) -> None:
+        self.periods = 0
+        self.output_periods = 0  # periods in which the model's audio was playing
+        self._input_power = 0.0
+        self._output_power = 0.0
+        self.input_peak_dbfs = SILENCE_DBFS
+        self.output_peak_dbfs = SILENCE_DBFS
+        self.max_buffered_ms = 0.0
+
+    def update(self, stats: dict[str, Any]) -> None:
+        """Adds one ``stats`` snapshot (a dict of :class:`~duplex.Stats` fields)."""
+        self.periods += 1
+        self._input_power += _power(float(stats["input_rms_dbfs"]))
+        self.input_peak_dbfs = max(self.input_peak_dbfs, float(stats["input_peak_dbfs"]))
+        out = float(stats["output_rms_dbfs"])
+        if out > SILENCE_DBFS:
+            self.output_periods += 1
+            self._output_power += _power(out)
+        self.output_peak_dbfs = max(self.output_peak_dbfs, float(stats["output_peak_dbfs"]))
+        self.max_buffered_ms = max(self.max_buffered_ms, float(stats["playback_buffered_ms"]))
+
+    @property
+    def input_avg_dbfs(self) -> float:
+        """Mean microphone level over the session (power average of the periods), dBFS."""
+        return _dbfs(self._input_power / self.periods) if self.periods else SILENCE_DBFS
+
+    @property
+    def output_avg_dbfs(self) -> float:
+        """Mean level of the model's audio while it played, dBFS."""
+        return _dbfs(self._output_power / self.output_periods) if self.output_periods else SILENCE_DBFS
+
+
+def format_summary(stats: Stats, session: SessionFigures | None) -> str:
+    """The engine figures of a finished session, with levels over the whole session."""
+    s = stats
+    lines = [
+        f"devices     in {s.input_rate_hz} Hz x{s.input_channels}, out {s.output_rate_hz} Hz "
+        f"x{s.output_channels}, period {s.period_frames} frames",
+        f"capture     {s.frames_captured} frames, {s.chunks_read} chunks read, {s.capture_overflows} "
+        f"overflows ({s.capture_overflow_frames} frames dropped)",
+        f"playback    {s.frames_played} frames played, {s.underruns} underruns "
+        f"({s.underrun_silence_ms:.0f} ms silence), {s.flushes} flushes ({s.flushed_ms:.0f} ms dropped), "
+        f"buffered {s.playback_buffered_ms:.0f} ms",
+    ]
+    if session is not None and session.periods:
+        lines.append(
+            f"levels      mic {session.input_avg_dbfs:.1f} dBFS mean, {session.input_peak_dbfs:.1f} peak; "
+            f"model {session.output_avg_dbfs:.1f} dBFS mean while playing, {session.output_peak_dbfs:.1f} peak "
+            f"(over {session.periods} stats periods)")
+    lines += [
+        f"callback    p50 {s.callback_p50_us:.1f} us, p99 {s.callback_p99_us:.1f} us, max "
+        f"{s.callback_max_us:.1f} us; interval jitter p99 {s.jitter_p99_ms:.3f} ms, max {s.jitter_max_ms:.3f} ms",
+        f"device      {s.device_errors} errors" + (f" (last: {s.last_device_error})" if s.last_device_error else ""),
+    ]
+    return "\n".join(lines)
 
 
 class StatusLine:
-    """Prints transcript lines as they complete and, on a terminal, one live status line."""
+    """Prints transcript lines as they complete and, on a terminal, one live status line.
 
-    def __init__(self, out: TextIO, quiet: bool = False) -> None:
+    ``width`` fixes the width (tests); by default it is the terminal's, read at each update.
+    ``colour`` defaults to: the output is a terminal and ``NO_COLOR`` is not set.
+    """
+
+    def __init__(self, out: TextIO, quiet: bool = False, *, width: int | None = None,
+                 colour: bool | None = None) -> None:
         self.out = out
         self.quiet = quiet
         self.tty = out.isatty()
+        self.colour = (self.tty and "NO_COLOR" not in os.environ) if colour is None else colour
+        self.width = width
         self.model_text = ""
         self.last_status = ""
+        self.session = SessionFigures()
+        self._last: tuple[dict[str, Any], str] | None = None
+
+    def _columns(self) -> int:
+        return self.width if self.width is not None else shutil.get_terminal_size((80, 24)).columns
+
+    def _paint(self, text: str, colour: str) -> str:
+        return f"\x1b[{_COLOURS[colour]}m{text}\x1b[0m" if self.colour else text
 
     def line(self, text: str) -> None:
+        """A permanent line (transcript, event); the status line is redrawn under it."""
         if self.quiet:
             return
         if self.tty:
             self.out.write("\r\x1b[2K")
         self.out.write(text + "\n")
-        if self.tty and self.last_status:
+        if self.tty and self._last is not None:
+            self.last_status = self.render(*self._last)
             self.out.write(self.last_status)
         self.out.flush()
 
@@ -37,20 +137,47 @@ class StatusLine:
             self.out.write("\r\x1b[2K")
             self.out.flush()
         self.last_status = ""
+        self._last = None
         self.quiet = True
 
+    def render(self, stats: dict[str, Any], state: str) -> str:
+        """The status line for ``stats``, at most the terminal's width minus one column
+        (escape codes are not counted: they take no column)."""
+        room = max(10, self._columns() - 1)
+        underruns = int(stats["underruns"])
+        # (plain text, colour or None), most important first; later ones are dropped first.
+        parts: list[tuple[str, str | None]] = [
+            (f"{state:<9}", "cyan" if state == "talking" else "green"),
+            (f"mic {stats['input_rms_dbfs']:4.0f} dB", None),
+            (f"out {stats['output_rms_dbfs']:4.0f} dB", None),
+            (f"buf {stats['playback_buffered_ms'] / 1000:4.1f} s", None),
+            (f"underruns {underruns}", "red" if underruns else None),
+        ]
+        while len(parts) > 1 and len("  ".join(p for p, _ in parts)) > room:
+            parts.pop()
+        plain = "  ".join(p for p, _ in parts)
+        if len(plain) > room:
+            return plain[:room]
+        text = "  ".join(self._paint(p, c) if c else p for p, c in parts)
+        left = room - len(plain) - 2
+        words = " ".join(self.model_text.split())
+        if left >= 8 and words:
+            tail = words if len(words) <= left else "..." + words[-(left - 3):]
+            text += "  " + self._paint(tail, "bold")
+        return text
+
     def status(self, stats: dict[str, Any], state: str) -> None:
+        """One ``stats`` event: counted into the session figures, and shown on a terminal."""
+        self.session.update(stats)
         if self.quiet or not self.tty:
             return
-        self.last_status = (
-            f"[{state}] mic {stats['input_rms_dbfs']:6.1f} dBFS  out {stats['output_rms_dbfs']:6.1f} dBFS  "
-            f"buffer {stats['playback_buffered_ms']:5.0f} ms  underruns {stats['underruns']}  "
-            f"{self.model_text[-40:]}"
-        )
+        self._last = (stats, state)
+        self.last_status = self.render(stats, state)
         self.out.write("\r\x1b[2K" + self.last_status)
         self.out.flush()
 
     def event(self, ev: LiveEvent) -> None:
+        """Shows a conversation event: transcripts, interruptions, connection changes."""
         kind = ev.kind
         if kind == "output_transcript":
             self.model_text += ev.text

@@ -23,7 +23,7 @@ from .devices import VirtualDevice
 from .engine import AudioEngine, Stats
 from .errors import DuplexError
 from .live import DEFAULT_MODEL, LiveConfig, LiveConversation, LiveEvent, LiveSessionError
-from .status import StatusLine
+from .status import SessionFigures, StatusLine, format_summary
 
 
 class TalkError(DuplexError):
@@ -61,6 +61,7 @@ class TalkResult:
     events: list[LiveEvent] = field(default_factory=list)
     chunks_sent: int = 0
     frames_sent: int = 0
+    session: SessionFigures | None = None  # levels over the whole session
 
 
 def api_key() -> str | None:
@@ -180,7 +181,8 @@ async def talk(opts: TalkOptions, out: TextIO = sys.stdout) -> TalkResult:
                 await asyncio.wait_for(shower, 2.0)
         display.finish()
         return TalkResult(service=service, transcript=list(conv.transcript), stats=engine.stats(),
-                          events=events, chunks_sent=conv.chunks_sent, frames_sent=conv.frames_sent)
+                          events=events, chunks_sent=conv.chunks_sent, frames_sent=conv.frames_sent,
+                          session=display.session)
     finally:
         if video is not None:
             await video.aclose()
@@ -197,4 +199,4 @@ def print_summary(result: TalkResult, out: TextIO = sys.stdout) -> None:
     if not result.transcript:
         out.write("  (empty)\n")
     out.write(f"\nsent {result.chunks_sent} audio chunks and {result.frames_sent} video frames\n")
-    out.write(result.stats.summary() + "\n")
+    out.write(format_summary(result.stats, result.session) + "\n")

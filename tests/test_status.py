@@ -1,0 +1,107 @@
+"""The `duplex talk` display: fits the terminal, colour only on a terminal, session figures."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+import duplex
+from duplex.live import LiveEvent
+from duplex.status import SessionFigures, StatusLine, format_summary
+
+ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def stats(**over):
+    base = {"input_rms_dbfs": -23.4, "input_peak_dbfs": -6.0, "output_rms_dbfs": -18.0,
+            "output_peak_dbfs": -3.0, "playback_buffered_ms": 12_345.0, "underruns": 1234}
+    return {**base, **over}
+
+
+def screen_rows(written: str, width: int) -> list[str]:
+    """What a terminal of ``width`` columns shows for ``written`` (CR, LF, erase-line, and
+    autowrap at the last column), so a wrapped status line shows up as a stale row."""
+    rows, col = [""], 0
+    for token in re.split(r"(\x1b\[[0-9;]*[A-Za-z]|\r|\n)", written):
+        if token == "\r":
+            col = 0
+        elif token == "\n":
+            rows.append("")
+            col = 0
+        elif token == "\x1b[2K":
+            rows[-1] = ""
+        elif token.startswith("\x1b"):
+            continue
+        else:
+            for ch in token:
+                if col >= width:
+                    rows.append("")
+                    col = 0
+                rows[-1] = rows[-1][:col].ljust(col) + ch
+                col += 1
+    return rows
+
+
+@pytest.mark.parametrize("width", [20, 40, 60, 80, 100, 200])
+def test_the_status_line_fits_the_terminal_and_leaves_no_stale_rows(width):
+    out = Tty()
+    display = StatusLine(out, width=width, colour=True)
+    display.model_text = "a long answer from the model " * 20
+    for k in range(5):
+        display.status(stats(underruns=10 ** k), "talking" if k % 2 else "listening")
+        display.line(f"you: {k}")
+    rows = screen_rows(out.getvalue(), width)
+    assert all(len(r) < width for r in rows), [r for r in rows if len(r) >= width]
+    # Five permanent lines and one status line, nothing else left on screen.
+    assert rows[:5] == [f"you: {k}" for k in range(5)]
+    assert len(rows) == 6 and rows[5].startswith("talking" if 4 % 2 else "listening")
+    if width >= 80:
+        assert "underruns 10000" in rows[5] and rows[5].rstrip().endswith("the model")
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    piped = io.StringIO()
+    StatusLine(piped).line("you:    hello")
+    assert not ESCAPE.search(piped.getvalue())
+    tty = Tty()
+    display = StatusLine(tty, width=80)
+    display.status(stats(), "talking")
+    assert "\x1b[36m" in tty.getvalue() and "\x1b[31m" in tty.getvalue()  # state and underruns
+    monkeypatch.setenv("NO_COLOR", "1")
+    tty = Tty()
+    display = StatusLine(tty, width=80)
+    display.status(stats(), "talking")
+    assert not re.search(r"\x1b\[\d+m", tty.getvalue())
+
+
+def test_no_status_line_when_piped_but_the_session_is_still_counted():
+    out = io.StringIO()
+    display = StatusLine(out)
+    display.status(stats(), "talking")
+    display.event(LiveEvent("input_transcript", "[speech 1.0 s]"))
+    assert out.getvalue() == "you:    [speech 1.0 s]\n"
+    assert display.session.periods == 1
+
+
+def test_session_figures_average_the_whole_session_not_the_last_period():
+    session = SessionFigures()
+    for _ in range(5):
+        session.update(stats(input_rms_dbfs=-20.0, input_peak_dbfs=-3.0, output_rms_dbfs=-10.0))
+    for _ in range(5):  # a silent end: the last period says -120
+        session.update(stats(input_rms_dbfs=-120.0, input_peak_dbfs=-120.0, output_rms_dbfs=-120.0))
+    assert session.input_avg_dbfs == pytest.approx(-20.0 - 3.0103, abs=0.01)  # half the time at -20
+    assert session.input_peak_dbfs == -3.0
+    assert session.output_avg_dbfs == pytest.approx(-10.0)  # while playing
+    with duplex.AudioEngine(backend=duplex.VirtualDevice(speed=20.0)) as engine:
+        engine.read(timeout=2.0)
+        text = format_summary(engine.stats(), session)
+    assert "mic -23.0 dBFS mean, -3.0 peak" in text and "-120" not in text.split("levels")[1].split("\n")[0]
+    assert text.splitlines()[0].startswith("devices ")
