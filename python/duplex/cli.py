@@ -134,6 +134,10 @@ def _add_talk(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system-instruction", help="system instruction for the model")
     p.add_argument("--prebuffer-ms", type=_int_range(0, 10_000, " ms"), default=200,
                    help="jitter buffer before a turn plays, 0 to 10000 (default: 200)")
+    p.add_argument("--demo-tool", action="store_true",
+                   help="give the model a local_time function to call (ask it the time to see function calling)")
+    p.add_argument("--no-typing", dest="typing", action="store_false",
+                   help="do not read typed lines from stdin (by default each line goes to the model)")
     p.set_defaults(run=_cmd_talk)
 
 
@@ -166,6 +170,8 @@ def _cmd_talk(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         system_instruction=args.system_instruction,
         prebuffer_ms=args.prebuffer_ms,
+        demo_tool=args.demo_tool,
+        typing=args.typing,
     )
     result = asyncio.run(talk(options))
     print_summary(result)

@@ -193,5 +193,13 @@ class StatusLine:
             self.model_text = ""
         elif kind == "connected":
             self.line(f"-- connected ({ev.text})")
-        elif kind in ("reconnecting", "go_away", "error", "video_error", "video_ended", "video_opened"):
+        elif kind == "tool_call":
+            self.line(f"-- tool call: {ev.text}({', '.join(f'{k}={v!r}' for k, v in ev.data['args'].items())})")
+        elif kind == "tool_result":
+            self.line(f"-- tool result: {ev.text} -> {ev.data['response']}")
+        elif kind == "text_sent":
+            self.line(f"you (typed): {ev.text}")
+        elif kind in ("reconnecting", "go_away", "error", "video_error", "video_ended", "video_opened",
+                      "tool_cancelled", "malformed", "muted", "unmuted", "audio_stream_end",
+                      "device_lost", "device_restored"):
             self.line(f"-- {kind.replace('_', ' ')}: {ev.text}")

@@ -22,7 +22,8 @@ from typing import Any, TextIO
 from .devices import VirtualDevice
 from .engine import AudioEngine, Stats
 from .errors import DuplexError
-from .live import DEFAULT_MODEL, LiveConfig, LiveConversation, LiveEvent, LiveSessionError
+from .live import DEFAULT_MODEL, LiveConfig, LiveConversation, LiveEvent, LiveSessionError, local_time
+from .live.transport import recommended_websocket_args
 from .status import SessionFigures, StatusLine, format_summary
 
 
@@ -49,6 +50,8 @@ class TalkOptions:
     system_instruction: str | None = None
     prebuffer_ms: int = 200
     quiet: bool = False
+    demo_tool: bool = False  # give the model duplex.live.local_time to call
+    typing: bool = True  # a line typed on stdin goes to the model as a user turn
 
 
 @dataclass
@@ -108,6 +111,42 @@ def _stop_on_ctrl_c(conv: LiveConversation, display: StatusLine) -> None:
         loop.add_signal_handler(signal.SIGINT, first_ctrl_c)
 
 
+#: Typed commands of ``duplex talk`` (anything else is sent to the model).
+TYPED_COMMANDS = {"/mute": "mute the microphone", "/unmute": "unmute it", "/quit": "end the conversation"}
+
+
+def typed_line(conv: LiveConversation, line: str) -> None:
+    """What a line typed during ``duplex talk`` does: a command, or a user turn."""
+    text = line.strip()
+    if not text:
+        return
+    if text == "/mute":
+        conv.mute()
+    elif text == "/unmute":
+        conv.unmute()
+    elif text == "/quit":
+        conv.stop()
+    else:
+        conv.send_text(text)
+
+
+def _read_typed_lines(conv: LiveConversation, stream: TextIO) -> None:
+    """Forwards lines typed on ``stream`` to the conversation, from a daemon thread (a
+    blocking read never holds up the event loop or the end of the program)."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+
+    def reader() -> None:
+        for line in stream:
+            if loop.is_closed():
+                return
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(typed_line, conv, line)
+
+    threading.Thread(target=reader, name="duplex-talk-stdin", daemon=True).start()
+
+
 async def _watch_wav_input(engine: AudioEngine, conv: LiveConversation, last_activity: list[float]) -> None:
     """With a WAV as the microphone: end once it has played and the model has finished."""
     while True:
@@ -141,12 +180,15 @@ async def talk(opts: TalkOptions, out: TextIO = sys.stdout) -> TalkResult:
         else:
             from google import genai
 
-            client = genai.Client(api_key=api_key(), http_options={"api_version": "v1beta"})
+            # duplex runs its own keepalive (the service's pongs can be late) and bounds the close.
+            client = genai.Client(api_key=api_key(), http_options={
+                "api_version": "v1beta", "async_client_args": recommended_websocket_args()})
             base = os.environ.get("GOOGLE_GEMINI_BASE_URL", "generativelanguage.googleapis.com")
             service = f"the Gemini Live API at {base}"
         display.line(f"duplex: talking to {service}, model {opts.model}")
         config = LiveConfig(model=opts.model, voice=opts.voice, media_resolution=opts.media_resolution,
-                            system_instruction=opts.system_instruction)
+                            system_instruction=opts.system_instruction,
+                            tools=[local_time] if opts.demo_tool else [])
         engine.start()
         if video is not None:
             await video.__aenter__()
@@ -168,6 +210,10 @@ async def talk(opts: TalkOptions, out: TextIO = sys.stdout) -> TalkResult:
 
         shower = asyncio.create_task(show())
         _stop_on_ctrl_c(conv, display)
+        if opts.typing and sys.stdin is not None and not sys.stdin.closed:
+            _read_typed_lines(conv, sys.stdin)
+            display.line("-- type a line to send it to the model (" + ", ".join(
+                f"{c} to {what}" for c, what in TYPED_COMMANDS.items()) + ")")
         watcher = (asyncio.create_task(_watch_wav_input(engine, conv, last_activity))
                    if opts.input_wav is not None else None)
         try:

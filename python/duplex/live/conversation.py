@@ -221,6 +221,7 @@ class LiveConversation:
                 timer.cancel()
             await self._runner.aclose()
             self._output.connection_ended()
+            await self._output.aclose()
             self._emit("closed")
             self._events.put_nowait(None)
 

@@ -60,11 +60,15 @@ class ModelOutput:
             self._player = asyncio.create_task(self._play_loop(), name="duplex-live-player")
 
     async def aclose(self) -> None:
-        """Stops the player; audio not yet handed to the engine is dropped."""
+        """Stops the player. Audio already in the engine plays out (its turn is ended, so a
+        tail shorter than the prebuffer plays too); audio not yet handed over is dropped."""
         if self._player is not None:
             self._player.cancel()
             await asyncio.gather(self._player, return_exceptions=True)
+            self._player = None
         self._fifo.clear()
+        with contextlib.suppress(Exception):  # a closed engine, or no room for the tail
+            self.engine.end_turn(0.0)
 
     def check(self) -> None:
         """Raises what stopped the player (e.g. the engine was closed), if anything."""
