@@ -176,13 +176,24 @@ class StatusLine:
         self.out.write("\r\x1b[2K" + self.last_status)
         self.out.flush()
 
+    def _show_user_text(self) -> None:
+        text = getattr(self, "_user_text", "").strip()
+        self._user_text = ""
+        if text:
+            self.line(f"you:    {text}")
+
     def event(self, ev: LiveEvent) -> None:
         """Shows a conversation event: transcripts, interruptions, connection changes."""
         kind = ev.kind
+        if kind == "input_transcript":
+            # Fragments: one line per utterance, when it is finished or the model answers.
+            self._user_text = ev.data.get("aggregate", getattr(self, "_user_text", "") + ev.text)
+            if ev.data.get("finished", True):  # an event without the flag is a whole utterance
+                self._show_user_text()
+            return
+        self._show_user_text()
         if kind == "output_transcript":
             self.model_text += ev.text
-        elif kind == "input_transcript":
-            self.line(f"you:    {ev.text}")
         elif kind == "turn_complete":
             if self.model_text.strip():
                 self.line(f"model:  {self.model_text.strip()}")
