@@ -4,6 +4,7 @@ measurements and the CLI. Nothing here asserts timing figures."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -195,7 +196,15 @@ def test_cli_quick_writes_markdown_json_and_plots(tmp_path, capsys) -> None:
     code = cli.main(["--quick", "--seconds", "0.6", "--skip-extra", "--out", str(out),
                      "--scenarios", "idle", "cgil50"])
     assert code == 0
-    assert str(out) in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert str(out) in printed
+    # It says how long it will take before starting, then reports progress after every run,
+    # with underruns in true units (a count in the run's window, not a per-minute rate).
+    lines = printed.splitlines()
+    assert re.search(r"8 runs|2 scenarios x 4 implementations, 0.6 s measured each: about \d+ s", printed)
+    progress = [line for line in lines if re.match(r"\[\d/8\] ", line)]
+    assert [p.split("]")[0] for p in progress] == [f"[{k}/8" for k in range(1, 9)]
+    assert all(re.search(r"underruns +\d+ in \d+\.\d s .*\(\d+ s of runs left\)$", p) for p in progress), progress
     for name in ("results.md", "results.json", "jitter.png", "underruns.png", "interrupt.png", "capture.png"):
         assert (out / name).stat().st_size > 0, name
     data = json.loads((out / "results.json").read_text())

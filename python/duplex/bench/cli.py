@@ -6,9 +6,10 @@ run it directly: ``python -m duplex.bench.cli --quick``.
 By default it runs 8 scenarios (idle, three GIL-holding C-call loads, a pure-Python loop,
 server-message decoding, 10 FPS JPEG encoding, garbage-collector pressure) for 4
 implementations (duplex, the cookbook client, a Python callback with a 2- and a 4-period
-card buffer), 2.5 s measured per run after 0.3 s of warm-up: about 100 s in all. ``--quick``
-runs 2 scenarios for 1 s each (about 12 s). If the resampler and scale benchmarks of this
-package are installed, it runs them too (``--skip-extra`` leaves them out).
+card buffer), 2.5 s measured per run after 0.3 s of warm-up, then the resampler and scale
+benchmarks (``--skip-extra`` leaves them out). ``--quick`` runs 2 scenarios for 1 s each.
+It prints its estimate first (:func:`estimate_s`, from measured figures) and its progress
+after every run.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _names(values: list[str] | None) -> list[str] | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the ``duplex bench`` options to ``parser``."""
     parser.add_argument("--quick", action="store_true",
-                        help=f"smoke test: {', '.join(QUICK_SCENARIOS)} for 1 s each (~12 s)")
+                        help=f"smoke test: {', '.join(QUICK_SCENARIOS)} for 1 s each, and the extras quick (about a minute)")
     parser.add_argument("--out", help="folder for results.md, results.json and the PNGs "
                         "(default: duplex-bench/<timestamp>)")
     parser.add_argument("--scenarios", nargs="+", metavar="NAME",
@@ -68,6 +69,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list scenarios and implementations, then exit")
 
 
+#: Wall time of the extra benchmarks in quick mode, measured with ``duplex bench --quick`` on
+#: the 2-core development machine while other builds ran (resampler 60.5 s, scale 4.9 s).
+#: The full versions were not timed; they take longer.
+EXTRA_QUICK_S = {"resampler": 60.0, "scale": 5.0}
+#: Per headline run, on top of warm-up and the measured seconds (measured: 8 quick runs of
+#: 0.3 + 1.0 s took 10 s), and for writing the report and the plots.
+RUN_OVERHEAD_S = 0.1
+REPORT_S = 8.0
+
+
+def estimate_s(n_runs: int, cfg: RunConfig, quick: bool, extras: bool) -> float:
+    """How long the headline runs (and, in quick mode, the extras) take, from the figures
+    measured above; the full extras are not included (they were not timed)."""
+    total = n_runs * (cfg.warmup_s + cfg.seconds + RUN_OVERHEAD_S) + REPORT_S
+    if extras and quick:
+        total += sum(EXTRA_QUICK_S.values())
+    return total
+
+
 def _run_extras(quick: bool) -> dict[str, Any]:
     extras: dict[str, Any] = {}
     for key in ("resampler", "scale"):
@@ -75,6 +95,8 @@ def _run_extras(quick: bool) -> dict[str, Any]:
             module = __import__(f"{__package__}.{key}", fromlist=["run"])
         except ImportError:
             continue
+        guess = f"about {EXTRA_QUICK_S[key]:.0f} s" if quick else f"longer than the {EXTRA_QUICK_S[key]:.0f} s of --quick"
+        print(f"  {key} benchmark ({guess}) ...", flush=True)
         t = time.perf_counter()
         try:
             result = module.run(quick=quick)
@@ -92,7 +114,7 @@ def _line(r: dict[str, Any]) -> str:
     med = sorted(intr)[len(intr) // 2] if intr else float("nan")
     p99 = r["jitter_ms"].get("p99")
     p99 = float("nan") if p99 is None else p99
-    return (f"  {r['scenario']:<12} {r['implementation']:<12} underruns/min {r['underruns_per_min']:>6.0f}  "
+    return (f"  {r['scenario']:<12} {r['implementation']:<12} underruns {r['underruns']:>3} in {r['window_s']:.1f} s  "
             f"jitter p99 {p99:>6.2f} ms  "
             f"interrupt {med:>6.1f} ms  CPU {r['cpu_s_per_min']:.2f} s/min")
 
@@ -123,16 +145,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"duplex bench: writing to {out}")
     machine = report.machine_info()
     began = time.perf_counter()
+    n_runs = len(scenarios) * len(impls)
+    extras_note = ("" if args.skip_extra else
+                   ", with the resampler and scale benchmarks" if quick else
+                   ", plus the resampler and scale benchmarks (over a minute more)")
+    print(f"  {len(scenarios)} scenarios x {len(impls)} implementations, {cfg.seconds:g} s measured each: "
+          f"about {estimate_s(n_runs, cfg, quick, not args.skip_extra):.0f} s{extras_note} "
+          "(measured on 2 cores; longer on a busy machine)", flush=True)
     ns = calibrate_sum_range()
-    print(f"  {len(scenarios)} scenarios x {len(impls)} implementations, {cfg.seconds:g} s each "
-          f"(sum(range) {ns:.1f} ns/element)")
+    print(f"  calibrated: sum(range) {ns:.1f} ns/element", flush=True)
     runs: list[dict[str, Any]] = []
     for k, scenario in enumerate(scenarios):
         order = impls if k % 2 == 0 else list(reversed(impls))
         for name in order:
             result = run_one(name, scenario, cfg).as_dict()
             runs.append(result)
-            print(_line(result))
+            spent = time.perf_counter() - began
+            left = spent / len(runs) * (n_runs - len(runs))
+            print(f"[{len(runs)}/{n_runs}]" + _line(result)[1:] + f"  ({left:.0f} s of runs left)", flush=True)
     order_index = {n: i for i, n in enumerate(impls)}
     runs.sort(key=lambda r: (scenarios.index(r["scenario"]), order_index[r["implementation"]]))
     bench_wall = time.perf_counter() - began
@@ -160,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     }
     (out / "results.md").write_text(report.markdown(runs, summary, meta))
     report.write_json(out / "results.json", {"meta": meta, "summary": summary, "runs": runs})
+    print("  plotting ...", flush=True)
     pngs = report.plot_all(runs, out, period_ms, FADE_MS)
     print(f"  headline scenarios took {bench_wall:.0f} s")
     for line in report.markdown(runs, summary, meta).splitlines():
@@ -175,7 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    return run(args)
+    from ..errors import DuplexError
+    from ..extras import require
+
+    try:
+        require("duplex bench", "bench")
+        return run(args)
+    except DuplexError as exc:
+        print(f"duplex bench: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -35,75 +35,123 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def jitter(runs: list[dict[str, Any]], path: Path) -> Path:
-    """Histograms of |interval − period| per baseline, one line per scenario, with duplex's
-    worst p99 and max (its engine exposes percentiles, not every interval) for reference."""
+def jitter(runs: list[dict[str, Any]], path: Path, period_ms: float = 10.0) -> Path:
+    """One panel per implementation, duplex first: |interval − period| of every hand-over as
+    a histogram per scenario for the baselines; for duplex, whose engine keeps a histogram
+    of its own and exposes p99 and max rather than every interval, a mark per scenario at
+    each (p99 ▲, max ▼, in the scenario's colour). Every baseline panel also shows duplex's
+    worst p99 and max as reference lines, labelled apart so a max equal to p99 still shows."""
     import matplotlib.pyplot as plt
 
-    impls = [i for i in _names(runs, "implementation") if any(r["jitter_samples_ms"] for r in runs if r["implementation"] == i)]
+    impls = _names(runs, "implementation")
+    impls = (["duplex"] if "duplex" in impls else []) + [i for i in impls if i != "duplex"]
     scenarios = _names(runs, "scenario")
     duplex = [r for r in runs if r["implementation"] == "duplex"]
-    d_p99 = max((r["jitter_ms"]["p99"] for r in duplex if r["jitter_ms"].get("p99") is not None), default=None)
-    d_max = max((r["jitter_ms"]["max"] for r in duplex if r["jitter_ms"].get("max") is not None), default=None)
+    d_p99 = max((r["jitter_ms"]["p99"] for r in duplex if _finite(r["jitter_ms"].get("p99"))), default=None)
+    d_max = max((r["jitter_ms"]["max"] for r in duplex if _finite(r["jitter_ms"].get("max"))), default=None)
     panels = max(1, len(impls))
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.4), squeeze=False)
+    top = 1.0
     bins = np.logspace(-2, np.log10(200), 44)
     cmap = plt.get_cmap("tab10")
     for ax, name in zip(axes[0], impls):
         for k, scen in enumerate(scenarios):
-            vals = [x for r in runs if r["implementation"] == name and r["scenario"] == scen for x in r["jitter_samples_ms"]]
+            colour = cmap(k % 10)
+            mine = [r for r in runs if r["implementation"] == name and r["scenario"] == scen]
+            vals = [x for r in mine for x in r["jitter_samples_ms"]]
             if vals:
-                ax.hist(np.clip(vals, 0.01, 199), bins=bins, histtype="step", linewidth=1.4,
-                        color=cmap(k % 10), label=scen)
-        if d_p99 is not None:
-            ax.axvline(d_p99, color=_color("duplex"), linestyle="--", linewidth=1.5, label=f"duplex p99 (worst) {d_p99:.2f} ms")
-        if d_max is not None:
-            ax.axvline(d_max, color=_color("duplex"), linestyle=":", linewidth=1.5, label=f"duplex max (worst) {d_max:.2f} ms")
+                counts, _, _ = ax.hist(np.clip(vals, 0.01, 199), bins=bins, histtype="step", linewidth=1.4,
+                                       color=colour, label=scen)
+                top = max(top, float(np.max(counts)))
+            elif name == "duplex":
+                # Marks, not counts: placed by height in the panel (axes fraction), one row per scenario.
+                for r in mine:
+                    for key, marker, y in (("p99", "^", 0.86), ("max", "v", 0.80)):
+                        v = r["jitter_ms"].get(key)
+                        if _finite(v):
+                            height = y - 0.14 * k
+                            ax.plot([max(v, 0.011)], [height], marker=marker, markersize=8, color=colour,
+                                    linestyle="none", label=scen, transform=ax.get_xaxis_transform())
+                            ax.vlines(max(v, 0.011), 0, height, color=colour, linewidth=1, alpha=0.6,
+                                      transform=ax.get_xaxis_transform())
+                            ax.annotate(f"{v:.1f}", (max(v, 0.011), height), xycoords=ax.get_xaxis_transform(),
+                                        xytext=(6, -3), textcoords="offset points", fontsize=7, color=colour)
+                ax.text(0.03, 0.04, "the engine keeps a histogram\nand reports p99 and max,\nnot each interval",
+                        transform=ax.transAxes, fontsize=7, color="#555555")
+        if name != "duplex":
+            if d_p99 is not None:
+                ax.axvline(d_p99, color=_color("duplex"), linestyle="--", linewidth=1.6, label="duplex worst p99")
+            if d_max is not None:
+                ax.axvline(d_max, color="black", linestyle=":", linewidth=1.4, label="duplex worst max")
         ax.set_xscale("log")
         ax.set_xlim(0.009, 220)
-        ax.set_yscale("log")
-        ax.set_title(f"{name}: period hand-over jitter")
-        ax.set_xlabel("|interval − 10 ms period| (ms, log; ≤0.01 in first bin)")
+        ax.set_title(f"{name}: hand-over jitter" if name != "duplex" else "duplex: engine p99 ▲ / max ▼",
+                     fontsize=10)
+        ax.set_xlabel(f"|interval − {period_ms:g} ms period| (ms, log)", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("periods (count)")
+    for ax, name in zip(axes[0], impls):
+        if name == "duplex":
+            ax.set_ylim(0, 1)
+            ax.set_yticks([])
+        else:
+            ax.set_yscale("log")
+            ax.set_ylim(0.8, top * 1.6)
+            ax.set_ylabel("periods (count, log)")
     seen: dict[str, Any] = {}
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(label, handle)
     fig.legend(list(seen.values()), list(seen), fontsize=8, loc="center right", title="scenario / duplex")
-    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    fig.tight_layout(rect=(0, 0, 1 - 1.3 / (4.6 * panels), 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
+def _finite(v: Any) -> bool:
+    return v is not None and isinstance(v, (int, float)) and np.isfinite(v)
+
+
 def underruns(runs: list[dict[str, Any]], path: Path) -> Path:
-    """Grouped bars, scenario × implementation: underruns per minute (top) and seconds of
-    silence they inserted per minute (bottom), values printed on the bars."""
+    """Grouped bars, scenario × implementation: underruns counted in each run's window (top)
+    and the milliseconds of silence they inserted (bottom), in true units (a 1 s quick run
+    with one underrun shows 1, not "60 per minute"). A zero is drawn as a thin outlined stub
+    labelled 0, so a clean run is visible rather than missing."""
     import matplotlib.pyplot as plt
 
     impls, scenarios = _names(runs, "implementation"), _names(runs, "scenario")
     fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.3 * len(scenarios) + 2), 7.5), sharex=True)
     width = 0.8 / len(impls)
     x = np.arange(len(scenarios))
+    windows = sorted({round(r["window_s"], 1) for r in runs})
+    span = f"{windows[0]:g} s" if len(windows) == 1 else f"{windows[0]:g}-{windows[-1]:g} s"
     panels = [
-        ("underruns_per_min", 1.0, "underruns per minute", "Audible underruns by load (0 = clean audio)", "{:.0f}"),
-        ("silence_ms_per_min", 1e-3, "silence inserted (s per minute)", "Silence the underruns inserted", "{:.1f}"),
+        ("underruns", "underruns (count)", f"Audible underruns in each {span} run (0 = clean audio)", "{:.0f}"),
+        ("silence_ms", "silence inserted (ms)", "Silence the underruns inserted", "{:.0f}"),
     ]
-    for ax, (key, scale, ylabel, title, fmt) in zip(axes, panels):
-        top = max((r[key] * scale for r in runs), default=0) or 1
+    for ax, (key, ylabel, title, fmt) in zip(axes, panels):
+        top = max((r[key] for r in runs), default=0) or 1
         for i, name in enumerate(impls):
-            vals = [next((r[key] * scale for r in runs if r["implementation"] == name and r["scenario"] == s), 0)
+            vals = [next((r[key] for r in runs if r["implementation"] == name and r["scenario"] == s), 0)
                     for s in scenarios]
-            bars = ax.bar(x + (i - (len(impls) - 1) / 2) * width, vals, width, color=_color(name), label=name)
+            shown = [v if v > 0 else top * 0.03 for v in vals]  # a zero stays visible
+            bars = ax.bar(x + (i - (len(impls) - 1) / 2) * width, shown, width, color=_color(name), label=name,
+                          edgecolor=_color(name), linewidth=0.8)
             for bar, v in zip(bars, vals):
+                if v == 0:
+                    bar.set_facecolor("white")
+                    bar.set_hatch("////")
                 ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + top * 0.01, fmt.format(v),
-                        ha="center", va="bottom", fontsize=6, rotation=90)
+                        ha="center", va="bottom", fontsize=7)
         ax.set_ylim(0, top * 1.18)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=_color(n), edgecolor=_color(n), label=n) for n in impls]
+    handles.append(Patch(facecolor="white", edgecolor="#444444", hatch="////", label="0 (none)"))
+    axes[0].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     axes[1].set_xticks(x, scenarios, rotation=20)
     axes[1].set_xlabel("background load (scenario)")
     return _save(fig, path)
@@ -148,7 +196,7 @@ def interrupts(runs: list[dict[str, Any]], path: Path, target_ms: float) -> Path
     scenarios = _names(runs, "scenario")
     fig, ax = plt.subplots(figsize=(max(9, 1.3 * len(scenarios) + 4), 4.8))
     _strip(ax, runs, "interrupt_ms", "interrupt() → last audible frame (ms, log)",
-           "Interrupt-to-silence at the device (dots: barge-ins, bars: median)", target_ms,
+           "Interrupt-to-silence (dots: barge-ins, bars: medians)", target_ms,
            "0 ms (output already silent), drawn at {floor} ms")
     return _save(fig, path)
 
@@ -160,6 +208,6 @@ def capture(runs: list[dict[str, Any]], path: Path) -> Path:
     scenarios = _names(runs, "scenario")
     fig, ax = plt.subplots(figsize=(max(9, 1.3 * len(scenarios) + 4), 4.8))
     _strip(ax, runs, "capture_ms", "click enters device → read() returns it (ms, log)",
-           "Capture-to-chunk latency (dots: clicks, bars: median; 'lost': dropped by a capture overrun)", None,
+           "Capture-to-chunk latency (dots: clicks, bars: medians)", None,
            "below {floor} ms, drawn at {floor} ms", lost_key="clicks_lost")
     return _save(fig, path)

@@ -221,7 +221,7 @@ def plot_all(runs: list[dict[str, Any]], out: Path, period_ms: float, fade_ms: f
     from . import plots
 
     return [
-        plots.jitter(runs, out / "jitter.png"),
+        plots.jitter(runs, out / "jitter.png", period_ms),
         plots.underruns(runs, out / "underruns.png"),
         plots.interrupts(runs, out / "interrupt.png", period_ms + fade_ms),
         plots.capture(runs, out / "capture.png"),
