@@ -5,7 +5,9 @@
 //! for the copy or resampling of one chunk, never while they wait, so [`Engine::interrupt`]
 //! always returns at once.
 
-use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,7 @@ use crate::playback::{
 use crate::stats::{SharedStats, Stats};
 use crate::supervisor::{Builder, DeviceEvent, DeviceState, EventLog, Supervisor};
 use crate::virtual_device::{VirtualConfig, VirtualDevice, VirtualShared};
+use crate::wait::{playback_full, wait_for, Attempt};
 
 /// Which devices the engine drives.
 #[derive(Debug, Clone, PartialEq)]
@@ -221,6 +224,9 @@ pub struct Engine {
     echo: Arc<EchoShared>,
     /// The canceller's settings for the next start (and the running one).
     echo_options: Mutex<AecOptions>,
+    /// `capture_overflow_frames` at the last read, and whether that read found it grown.
+    overflow_mark: AtomicU64,
+    overflowed: AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -241,15 +247,14 @@ fn ms_to_frames(ms: f64, rate: u32) -> usize {
     (ms * f64::from(rate) / 1000.0).round() as usize
 }
 
-/// How long to sleep for `frames` of audio at `rate`, kept between 0.5 ms and 20 ms so a
-/// waiter neither spins nor oversleeps a stop.
-fn wait_for_frames(frames: usize, rate: u32, deadline: Option<Instant>) -> Duration {
-    let mut d = Duration::from_secs_f64(frames as f64 / f64::from(rate.max(1)))
-        .clamp(Duration::from_micros(500), Duration::from_millis(20));
-    if let Some(deadline) = deadline {
-        d = d.min(deadline.saturating_duration_since(Instant::now()));
-    }
-    d
+/// How long `frames` of audio last at `rate` (what a waiter sleeps; `wait_for` bounds it).
+fn frames_to_duration(frames: usize, rate: u32) -> Duration {
+    Duration::from_secs_f64(frames as f64 / f64::from(rate.max(1)))
+}
+
+/// The blocking calls have nothing to check between sleeps.
+fn no_check() -> Result<()> {
+    Ok(())
 }
 
 impl Engine {
@@ -283,6 +288,8 @@ impl Engine {
             last_device_state: Mutex::new(None),
             echo: Arc::new(EchoShared::default()),
             echo_options: Mutex::new(AecOptions::default()),
+            overflow_mark: AtomicU64::new(0),
+            overflowed: AtomicBool::new(false),
         })
     }
 
@@ -669,56 +676,80 @@ impl Engine {
         self.current().map(|s| s.params).unwrap_or_default()
     }
 
-    /// Queues 24 kHz mono 16-bit model audio for playback.
-    ///
-    /// Waits while the playback ring is too full, up to `timeout` (`None` = forever). The
-    /// chunk is taken whole or not at all.
+    // -- Waiting calls. Each has a non-blocking `try_*` form and a blocking form that is
+    // -- `wait::wait_for` around it; the bindings run that same loop with Ctrl-C checks.
+
+    /// Queues 24 kHz mono 16-bit model audio for playback if the ring has room for all of it
+    /// now; else takes nothing and says how much playback time is missing. While the real
+    /// device is lost nothing is queued (not into a ring nobody plays). Never waits.
     ///
     /// # Errors
-    /// [`EngineError::ChunkTooLarge`] if it can never fit, [`EngineError::PlaybackFull`] on
-    /// timeout (nothing taken), [`EngineError::Closed`] when stopped.
-    pub fn play(&self, pcm: &[i16], timeout: Option<Duration>) -> Result<()> {
+    /// [`EngineError::ChunkTooLarge`] if it can never fit, [`EngineError::Closed`] when
+    /// stopped, [`EngineError::InvalidInput`] without an output device.
+    pub fn try_play(&self, pcm: &[i16]) -> Result<Attempt<()>> {
         let session = self.running_session()?;
         let producer = session.producer.as_ref().ok_or_else(|| {
             EngineError::InvalidInput("this engine has no output device; it cannot play".into())
         })?;
-        let started = Instant::now();
-        let deadline = timeout.map(|t| started + t);
-        loop {
-            if let Some(state) = session.lost() {
-                // Not into a ring nobody plays: wait for the device, then say so.
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Err(state.lost_error("play() queued nothing", started.elapsed()));
-                }
-                std::thread::sleep(wait_for_frames(480, session.params.output_rate, deadline));
-                continue;
-            }
-            let missing = {
-                let mut p = lock(producer);
-                if p.try_play(pcm)? {
-                    return Ok(());
-                }
-                p.frames_needed(pcm.len()).saturating_sub(p.free_frames())
-            };
-            if !session.running.load(Acquire) {
-                return Err(EngineError::Closed(
-                    "the engine stopped while play() waited".into(),
-                ));
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(EngineError::PlaybackFull(format!(
-                    "the playback buffer stayed full for {:.3} s; the chunk was not queued \
-                     (nothing was lost). Wait for playback to catch up, raise the timeout, or \
-                     raise playback_buffer_ms",
-                    timeout.unwrap_or_default().as_secs_f64()
-                )));
-            }
-            std::thread::sleep(wait_for_frames(
-                missing,
+        if session.lost().is_some() {
+            return Ok(Attempt::Retry(frames_to_duration(
+                480,
                 session.params.output_rate,
-                deadline,
-            ));
+            )));
         }
+        let mut p = lock(producer);
+        if p.try_play(pcm)? {
+            return Ok(Attempt::Done(()));
+        }
+        let missing = p.frames_needed(pcm.len()).saturating_sub(p.free_frames());
+        Ok(Attempt::Retry(frames_to_duration(
+            missing,
+            session.params.output_rate,
+        )))
+    }
+
+    /// Queues 24 kHz mono 16-bit model audio for playback.
+    ///
+    /// Waits while the playback ring is too full (or the device is lost), up to `timeout`
+    /// (`None` = forever). The chunk is taken whole or not at all.
+    ///
+    /// # Errors
+    /// [`EngineError::ChunkTooLarge`] if it can never fit, [`EngineError::PlaybackFull`] on
+    /// timeout (nothing taken), [`EngineError::Device`] if the device stayed lost for the
+    /// whole timeout, [`EngineError::Closed`] when stopped.
+    pub fn play(&self, pcm: &[i16], timeout: Option<Duration>) -> Result<()> {
+        let started = Instant::now();
+        wait_for(timeout, "play()", || self.try_play(pcm), no_check)?
+            .ok_or_else(|| self.play_timed_out(timeout, started.elapsed()))
+    }
+
+    /// The error of a `play()` whose `timeout` (the caller's) passed after `waited`: the
+    /// device was lost, or the ring stayed full.
+    pub fn play_timed_out(&self, timeout: Option<Duration>, waited: Duration) -> EngineError {
+        self.device_lost_error("play() queued nothing", waited)
+            .unwrap_or_else(|| {
+                playback_full(timeout, "the chunk was not queued (nothing was lost)")
+            })
+    }
+
+    /// Marks the current turn complete if the ring has room for the resampler's tail now;
+    /// else says how long to wait. Without an output device there is nothing to end.
+    ///
+    /// # Errors
+    /// [`EngineError::Closed`] when stopped.
+    pub fn try_end_turn(&self) -> Result<Attempt<()>> {
+        let session = self.running_session()?;
+        let Some(producer) = session.producer.as_ref() else {
+            return Ok(Attempt::Done(()));
+        };
+        if lock(producer).try_end_turn()? {
+            return Ok(Attempt::Done(()));
+        }
+        // The tail is a few frames: one period of playback makes room for it.
+        Ok(Attempt::Retry(frames_to_duration(
+            480,
+            session.params.output_rate,
+        )))
     }
 
     /// Marks the current turn complete so its tail plays without waiting for the prebuffer.
@@ -726,23 +757,40 @@ impl Engine {
     /// # Errors
     /// [`EngineError::Closed`] when stopped; [`EngineError::PlaybackFull`] on timeout.
     pub fn end_turn(&self, timeout: Option<Duration>) -> Result<()> {
+        wait_for(timeout, "end_turn()", || self.try_end_turn(), no_check)?
+            .ok_or_else(|| playback_full(timeout, "end_turn() could not queue the turn's tail"))
+    }
+
+    /// Whether everything queued for playback has been played (or flushed); else how long
+    /// the rest takes to play. Ends the current turn first, so audio still short of the
+    /// prebuffer plays too.
+    ///
+    /// # Errors
+    /// [`EngineError::Closed`] when stopped.
+    pub fn try_drain(&self) -> Result<Attempt<()>> {
         let session = self.running_session()?;
-        let Some(producer) = session.producer.as_ref() else {
-            return Ok(());
+        let Some(shared) = session.playback.as_ref() else {
+            return Ok(Attempt::Done(()));
         };
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            if lock(producer).try_end_turn()? {
-                return Ok(());
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(EngineError::PlaybackFull(
-                    "the playback buffer stayed full; end_turn() could not queue the turn's tail"
-                        .into(),
-                ));
-            }
-            std::thread::sleep(wait_for_frames(480, session.params.output_rate, deadline));
+        if let Attempt::Retry(wait) = self.try_end_turn()? {
+            return Ok(Attempt::Retry(wait));
         }
+        match shared.queued_frames() {
+            0 => Ok(Attempt::Done(())),
+            n => Ok(Attempt::Retry(frames_to_duration(
+                usize::try_from(n).unwrap_or(usize::MAX),
+                session.params.output_rate,
+            ))),
+        }
+    }
+
+    /// Waits until everything queued has been played by the device callback (ending the
+    /// current turn first), up to `timeout`; `Ok(false)` if audio was still queued then.
+    ///
+    /// # Errors
+    /// [`EngineError::Closed`] when stopped.
+    pub fn drain(&self, timeout: Option<Duration>) -> Result<bool> {
+        Ok(wait_for(timeout, "drain()", || self.try_drain(), no_check)?.is_some())
     }
 
     /// Flushes playback at the device's next period (after a short fade) and reports how
@@ -759,12 +807,12 @@ impl Engine {
             .unwrap_or_default())
     }
 
-    /// Returns the next 16 kHz mono chunk of `chunk_ms`, waiting up to `timeout` (`None` =
-    /// forever); `Ok(None)` on timeout.
+    /// The next 16 kHz mono chunk of `chunk_ms` if one is ready; else how long until it is.
+    /// Never waits.
     ///
     /// # Errors
     /// [`EngineError::Closed`] when stopped; [`EngineError::InvalidInput`] without input.
-    pub fn read(&self, timeout: Option<Duration>) -> Result<Option<Vec<i16>>> {
+    pub fn try_read(&self) -> Result<Attempt<Vec<i16>>> {
         let session = self.running_session()?;
         let reader = session.reader.as_ref().ok_or_else(|| {
             EngineError::InvalidInput("this engine has no input device; it cannot read".into())
@@ -772,34 +820,54 @@ impl Engine {
         if let Some(v) = &session.virtual_shared {
             v.reader_active.store(true, Relaxed);
         }
-        let started = Instant::now();
-        let deadline = timeout.map(|t| started + t);
-        loop {
-            let missing = {
-                let mut r = lock(reader);
-                if let Some(chunk) = r.try_read() {
-                    return Ok(Some(chunk));
-                }
-                r.device_frames_missing()
-            };
-            if !session.running.load(Acquire) {
-                return Err(EngineError::Closed(
-                    "the engine stopped while read() waited".into(),
-                ));
+        let mut r = lock(reader);
+        match r.try_read() {
+            Some(chunk) => {
+                // The input callback counts dropped frames; compare with the last read.
+                let dropped = self.stats.capture_overflow_frames.load(Relaxed);
+                let before = self.overflow_mark.swap(dropped, Relaxed);
+                self.overflowed.store(dropped > before, Relaxed);
+                Ok(Attempt::Done(chunk))
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                // Everything captured before the loss has been read by now.
-                if let Some(state) = session.lost() {
-                    return Err(state.lost_error("read() got no audio", started.elapsed()));
-                }
-                return Ok(None);
-            }
-            std::thread::sleep(wait_for_frames(
-                missing,
+            None => Ok(Attempt::Retry(frames_to_duration(
+                r.device_frames_missing(),
                 session.params.input_rate,
-                deadline,
-            ));
+            ))),
         }
+    }
+
+    /// Returns the next 16 kHz mono chunk of `chunk_ms`, waiting up to `timeout` (`None` =
+    /// forever); `Ok(None)` on timeout.
+    ///
+    /// # Errors
+    /// [`EngineError::Closed`] when stopped; [`EngineError::InvalidInput`] without input;
+    /// [`EngineError::Device`] if the device was lost and the timeout passed.
+    pub fn read(&self, timeout: Option<Duration>) -> Result<Option<Vec<i16>>> {
+        let started = Instant::now();
+        match wait_for(timeout, "read()", || self.try_read(), no_check)? {
+            Some(chunk) => Ok(Some(chunk)),
+            None => self.read_timed_out(started.elapsed()).map_or(Ok(None), Err),
+        }
+    }
+
+    /// What a `read()` that got no chunk within its timeout (after `waited`) reports: the
+    /// device-lost error if the device is gone (everything captured before the loss has been
+    /// read by then), else `None` (a plain timeout).
+    pub fn read_timed_out(&self, waited: Duration) -> Option<EngineError> {
+        self.device_lost_error("read() got no audio", waited)
+    }
+
+    /// `Some(error)` while the real device is lost: `what` did not happen in `waited`.
+    fn device_lost_error(&self, what: &str, waited: Duration) -> Option<EngineError> {
+        let session = self.current()?;
+        session.lost().map(|state| state.lost_error(what, waited))
+    }
+
+    /// Whether capture dropped audio (the reader fell behind by more than
+    /// `capture_buffer_ms`) between the chunk read before the last one and the last one, so
+    /// the last chunk does not follow the previous one seamlessly.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Relaxed)
     }
 
     /// Frames of a chunk returned by [`read`](Self::read) (16 kHz).

@@ -35,6 +35,7 @@ pub mod rt_priority;
 pub mod stats;
 pub mod supervisor;
 pub mod virtual_device;
+pub mod wait;
 pub mod wav;
 
 pub use aec::stage::EchoStats;
@@ -48,3 +49,4 @@ pub use playback::{InterruptReport, MODEL_RATE_HZ};
 pub use stats::Stats;
 pub use supervisor::{DeviceEvent, DeviceEventKind};
 pub use virtual_device::{VirtualConfig, VirtualInput, VirtualOutput};
+pub use wait::{wait_for, Attempt};
