@@ -135,9 +135,9 @@ def test_stop_while_reading_in_another_thread_raises_closed():
     ("kwargs", "hint"),
     [
         ({"sample_rate": 1_000}, "8000..=384000"),
-        ({"period_frames": 4}, "period of 4 frames"),
-        ({"period_frames": 100_000}, "period of 100000 frames"),
-        ({"channels": 0}, "channels must be 1..=32"),
+        ({"period_frames": 4}, r"period_frames must be .* 16\.\.=4096, got 4"),
+        ({"period_frames": 100_000}, r"period_frames must be .* 16\.\.=4096, got 100000"),
+        ({"channels": 0}, r"channels must be .* 1\.\.=32, got 0"),
         ({"speed": -1.0}, "speed"),
         ({"input": duplex.Tone(30_000, 0.5)}, "half the sample rate"),
     ],
@@ -150,7 +150,7 @@ def test_unsupported_virtual_device_settings(kwargs, hint):
 @pytest.mark.parametrize(
     ("kwargs", "hint"),
     [
-        ({"chunk_ms": 5}, "chunk_ms must be 10..=1000"),
+        ({"chunk_ms": 5}, r"chunk_ms must be .* 10\.\.=1000, got 5"),
         ({"prebuffer_ms": 20_000}, "prebuffer_ms"),
         ({"playback_buffer_ms": 10}, "playback_buffer_ms"),
         ({"fade_ms": 0}, "fade_ms"),
@@ -202,3 +202,84 @@ def test_unknown_device_index_or_name():
         duplex.AudioEngine(input_device=10_000)
     with pytest.raises(errors.UnknownDeviceError, match="no audio device named 'no-such-mic'"):
         duplex.AudioEngine(input_device="no-such-mic", output_device=False)
+
+
+# -- arguments are read strictly where they enter, naming the argument and its range ------
+
+BAD_ENGINE_ARGS = [
+    ({"chunk_ms": -5}, errors.InvalidInputError, r"chunk_ms must be a whole number of milliseconds in 10\.\.=1000, got -5"),
+    ({"prebuffer_ms": -1}, errors.InvalidInputError, r"prebuffer_ms .* 0\.\.=10000, got -1"),
+    ({"playback_buffer_ms": 2**40}, errors.InvalidInputError, r"playback_buffer_ms .* 100\.\.=3600000"),
+    ({"capture_buffer_ms": 10**100}, errors.InvalidInputError, r"capture_buffer_ms .*, got 100\.\.\. \(an int of 101 digits\)"),
+    ({"chunk_ms": 20.0}, errors.ArgumentTypeError, r"chunk_ms must be a whole number .* got 20\.0 \(float\); pass an int"),
+    ({"chunk_ms": True}, errors.ArgumentTypeError, r"chunk_ms .* got True \(bool\)"),
+    ({"chunk_ms": "20"}, errors.ArgumentTypeError, r"chunk_ms .* got '20' \(str\)"),
+    ({"fade_ms": float("nan")}, errors.InvalidInputError, r"fade_ms must be a finite number"),
+    ({"fade_ms": "5"}, errors.ArgumentTypeError, r"fade_ms must be a number"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "hint"), BAD_ENGINE_ARGS)
+def test_engine_arguments_name_themselves_and_their_range(kwargs, exc, hint):
+    with pytest.raises(exc, match=hint) as info:
+        duplex.AudioEngine(backend=duplex.VirtualDevice(), **kwargs)
+    assert len(str(info.value)) < 300, "a huge number does not flood the message"
+
+
+BAD_CPAL_ARGS = [
+    ({"sample_rate": -1}, errors.InvalidInputError, r"sample_rate .* 8000\.\.=384000, got -1"),
+    ({"sample_rate": 7}, errors.InvalidInputError, r"sample_rate .* 8000\.\.=384000, got 7"),
+    ({"period_frames": 2.5}, errors.ArgumentTypeError, r"period_frames .* got 2\.5 \(float\)"),
+    ({"period_frames": 0}, errors.InvalidInputError, r"period_frames .* 16\.\.=4096, got 0"),
+    ({"input_device": True}, errors.ArgumentTypeError, r"input_device=True is not a device"),
+    ({"output_device": -3}, errors.InvalidInputError, r"output_device index must be >= 0, got -3"),
+    ({"input_device": 1.0}, errors.ArgumentTypeError, r"input_device takes None .* got 1\.0"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "hint"), BAD_CPAL_ARGS)
+def test_real_device_arguments_are_checked_before_any_device_is_touched(kwargs, exc, hint):
+    with pytest.raises(exc, match=hint):
+        duplex.AudioEngine(**kwargs)
+
+
+BAD_VIRTUAL_OPTIONS = [
+    ({"period_frames": 2.5}, errors.ArgumentTypeError, r"period_frames .* got 2\.5 \(float\)"),
+    ({"sample_rate": -48_000}, errors.InvalidInputError, r"sample_rate .* got -48000"),
+    ({"input_loop": "no"}, errors.ArgumentTypeError, r"input_loop must be True or False, got 'no'"),
+    ({"input_loop": 1}, errors.ArgumentTypeError, r"input_loop must be True or False, got 1"),
+    ({"loopback_gain": float("nan")}, errors.InvalidInputError, r"loopback_gain must be a finite number"),
+    ({"clock_skew_ppm": float("nan")}, errors.InvalidInputError, r"clock_skew_ppm must be a finite"),
+    ({"stall_ms": float("inf")}, errors.InvalidInputError, r"stall_ms must be a finite number"),
+    ({"loopback_delay_ms": float("inf")}, errors.InvalidInputError, r"loopback_delay_ms must be a finite"),
+    ({"stall_every_periods": -1}, errors.InvalidInputError, r"stall_every_periods .* got -1"),
+    ({"input": duplex.Tone(float("nan"), 0.5)}, errors.InvalidInputError, r"Tone\.freq_hz must be a finite"),
+    ({"input": duplex.Tone(440, "loud")}, errors.ArgumentTypeError, r"Tone\.amplitude must be a number"),
+    ({"input": np.zeros(480, np.float32), "input_rate": 0}, errors.InvalidInputError, r"input_rate .* got 0"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "hint"), BAD_VIRTUAL_OPTIONS)
+def test_virtual_device_options_are_not_reinterpreted(kwargs, exc, hint):
+    with pytest.raises(exc, match=hint):
+        duplex.AudioEngine(backend=duplex.VirtualDevice(**kwargs))
+
+
+def test_unknown_or_misspelt_virtual_options_raise():
+    with pytest.raises(errors.InvalidInputError, match=r"unknown virtual device option 'perod_frames'; the options are sample_rate, .*period_frames"):
+        duplex._engine.Engine("virtual", virtual={"perod_frames": 480})
+    with pytest.raises(errors.InvalidInputError, match=r"virtual input spec must be"):
+        duplex._engine.Engine("virtual", virtual={"input": ("tone", 440.0)})
+    device = duplex.VirtualDevice()
+    with pytest.raises(AttributeError):
+        device.perod_frames = 480  # type: ignore[attr-defined]
+
+
+def test_resample_rates_are_checked():
+    with pytest.raises(errors.InvalidInputError, match=r"from_hz .* got -16000"):
+        duplex._engine.resample(np.zeros(10, np.float32), -16_000, 24_000)
+
+
+def test_unknown_backend_names_the_choices():
+    with pytest.raises(errors.InvalidInputError, match="unknown backend 'virtaul'; use 'cpal' .* or 'virtual'"):
+        duplex._engine.Engine("virtaul")  # type: ignore[arg-type]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from . import _engine
+from .errors import InvalidInputError
 
 __all__ = ["DeviceInfo", "Tone", "VirtualDevice", "devices"]
 
@@ -66,15 +67,27 @@ VIRTUAL_DEVICE = DeviceInfo(
 )
 
 
-def devices() -> list[DeviceInfo]:
+def devices(kind: Literal["input", "output"] | None = None) -> list[DeviceInfo]:
     """Lists the audio devices of the default host, then duplex's virtual device.
+
+    ``kind="input"`` keeps only devices with input channels, ``kind="output"`` only those
+    with output channels (as ``sounddevice.query_devices(kind=...)`` narrows its list).
 
     Works with or without a sound server: with none, ALSA still lists the PCMs it is
     configured with (``null``, ``default``, ...), and those that cannot be opened show as
     ``unavailable``. The virtual device is always last, with index ``-1``.
     """
+    if kind not in (None, "input", "output"):
+        raise InvalidInputError(
+            f"devices(kind=...) takes 'input', 'output' or None (every device), got {kind!r}"
+        )
     found = [DeviceInfo(**d) for d in _engine.list_devices()]
-    return [*found, VIRTUAL_DEVICE]
+    every = [*found, VIRTUAL_DEVICE]
+    if kind == "input":
+        return [d for d in every if d.input_channels > 0]
+    if kind == "output":
+        return [d for d in every if d.output_channels > 0]
+    return every
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,7 @@ class Tone:
 
 
 
-@dataclass
+@dataclass(slots=True)
 class VirtualDevice:
     """A clock-driven device for machines without a sound card, and for tests.
 
@@ -136,7 +149,7 @@ class VirtualDevice:
         if source is None or (isinstance(source, str) and source == "silence"):
             return None
         if isinstance(source, Tone):
-            return ("tone", float(source.freq_hz), float(source.amplitude))
+            return ("tone", source.freq_hz, source.amplitude)
         import numpy as np  # here, not at the top: `duplex devices` starts without numpy
 
         if isinstance(source, np.ndarray):
@@ -152,7 +165,8 @@ class VirtualDevice:
                 raise TypeError(
                     f"a virtual input array must be float or int16, got dtype {source.dtype}"
                 )
-            return ("samples", np.ascontiguousarray(samples), int(self.input_rate or self.sample_rate))
+            rate = self.sample_rate if self.input_rate is None else self.input_rate
+            return ("samples", np.ascontiguousarray(samples), rate)
         if isinstance(source, (str, os.PathLike)):
             return ("wav", os.fspath(source))
         raise TypeError(
@@ -160,24 +174,23 @@ class VirtualDevice:
             f"got {type(source).__name__}"
         )
 
-    def _output_spec(self) -> str | None:
-        if self.output is None:
-            return None
-        return os.fspath(self.output)
-
     def to_options(self) -> dict[str, Any]:
-        """The options dict the native engine takes."""
+        """The options dict the native engine takes.
+
+        Values pass through unconverted: the engine reads them strictly, so ``2.5`` frames,
+        ``input_loop="no"`` or a NaN gain raise a clear error instead of being reinterpreted.
+        """
         return {
-            "sample_rate": int(self.sample_rate),
-            "channels": int(self.channels),
-            "period_frames": int(self.period_frames),
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "period_frames": self.period_frames,
             "input": self._input_spec(),
-            "input_loop": bool(self.input_loop),
-            "loopback_delay_ms": None if self.loopback_delay_ms is None else float(self.loopback_delay_ms),
-            "loopback_gain": float(self.loopback_gain),
-            "output": self._output_spec(),
-            "speed": float(self.speed),
-            "clock_skew_ppm": float(self.clock_skew_ppm),
-            "stall_every_periods": int(self.stall_every_periods),
-            "stall_ms": float(self.stall_ms),
+            "input_loop": self.input_loop,
+            "loopback_delay_ms": self.loopback_delay_ms,
+            "loopback_gain": self.loopback_gain,
+            "output": self.output,
+            "speed": self.speed,
+            "clock_skew_ppm": self.clock_skew_ppm,
+            "stall_every_periods": self.stall_every_periods,
+            "stall_ms": self.stall_ms,
         }

@@ -12,15 +12,24 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 
 from . import _engine
 from .devices import VirtualDevice
-from .errors import EngineClosedError, PlaybackFullError
+from .errors import EngineClosedError, InvalidInputError, PlaybackFullError
 
-__all__ = ["AudioEngine", "InterruptReport", "Stats", "CAPTURE_RATE_HZ", "PLAY_RATE_HZ"]
+__all__ = [
+    "AudioEngine",
+    "Backend",
+    "DeviceRef",
+    "InterruptReport",
+    "Pcm",
+    "Stats",
+    "CAPTURE_RATE_HZ",
+    "PLAY_RATE_HZ",
+]
 
 #: Sample rate of the chunks :meth:`AudioEngine.read` returns (what the Live API takes).
 CAPTURE_RATE_HZ: int = _engine.CAPTURE_RATE_HZ
@@ -40,8 +49,12 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+#: Model audio :meth:`AudioEngine.play` takes: 16-bit little-endian PCM bytes or int16 array.
 Pcm = Union[bytes, bytearray, memoryview, np.ndarray]
+#: A device: ``None`` (the default), ``False`` (none), an index or a name from :func:`duplex.devices`.
 DeviceRef = Union[None, bool, int, str]
+#: The engine's backends: real devices through cpal, or the clock-driven virtual device.
+Backend = Literal["cpal", "virtual"]
 
 
 @dataclass(frozen=True)
@@ -178,7 +191,7 @@ class AudioEngine:
         input_device: DeviceRef = None,
         output_device: DeviceRef = None,
         *,
-        backend: str | VirtualDevice = "cpal",
+        backend: Backend | VirtualDevice = "cpal",
         sample_rate: int | None = None,
         period_frames: int | None = None,
         chunk_ms: int = 20,
@@ -196,7 +209,7 @@ class AudioEngine:
         elif backend == "cpal":
             virtual = None
         else:
-            raise ValueError(
+            raise InvalidInputError(
                 f"backend must be 'cpal', 'virtual' or a duplex.VirtualDevice, got {backend!r}"
             )
         self.virtual_device: VirtualDevice | None = virtual
@@ -360,6 +373,13 @@ class AudioEngine:
         """Whether :meth:`mute` is in effect."""
         return self._muted
 
+    @property
+    def overflowed(self) -> bool:
+        """Whether capture dropped audio just before the last chunk :meth:`read` returned:
+        the reader fell more than ``capture_buffer_ms`` behind, so that chunk does not follow
+        the one before it seamlessly. ``stats().capture_overflows`` counts every time."""
+        return self._native.overflowed
+
     def clear_capture(self) -> None:
         """Drops captured audio that has not been read yet (for example after the user
         muted the microphone, so stale audio is not sent)."""
@@ -441,6 +461,13 @@ class AudioEngine:
                         "queue the turn's tail"
                     ) from None
             await asyncio.sleep(_PLAY_POLL_S if remaining is None else min(_PLAY_POLL_S, remaining))
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Plays out everything queued and waits until the device has played it: ends the
+        turn (so audio short of the prebuffer plays too), then waits up to ``timeout``
+        seconds (``None`` = as long as it takes) with the GIL released. Returns ``True`` when
+        nothing is left to play, ``False`` if audio was still queued at the timeout."""
+        return self._native.drain(timeout)
 
     def interrupt(self) -> InterruptReport:
         """Barge-in: flush playback at the device's next period after a short fade.

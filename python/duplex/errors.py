@@ -1,57 +1,57 @@
 """Exceptions raised by duplex.
 
 Every error derives from :class:`DuplexError`, and also from the built-in exception a
-Python programmer would expect (``ValueError`` for bad arguments, ``TimeoutError`` for a
-full playback buffer, ``OSError`` for devices), so ``except ValueError`` keeps working.
-Messages say what was wrong and what to do.
+Python programmer would expect (``ValueError`` for bad arguments, ``TypeError`` for
+arguments of the wrong type, ``TimeoutError`` for a full playback buffer, ``OSError`` for
+devices, ``RuntimeError`` for a closed engine or an internal error), so ``except ValueError``
+keeps working. Messages say what was wrong and what to do.
+
+The classes are created by the native module (``duplex._engine``), so the engine raises
+them directly; this module is their public home.
+
+=======================  =========================  ======================================
+class                    also a                     raised for
+=======================  =========================  ======================================
+DuplexError              Exception                  (base of all)
+InvalidInputError        ValueError                 a value out of range, bad option, PCM
+ArgumentTypeError        TypeError                  an argument of the wrong type
+PcmTypeError             TypeError                  PCM that is not bytes or int16
+ChunkTooLargeError       ValueError                 a chunk larger than the playback buffer
+PlaybackFullError        TimeoutError               no room within the timeout
+EngineClosedError        RuntimeError               a call on a stopped or closed engine
+EngineInternalError      RuntimeError               a bug in duplex (a caught panic)
+DeviceError              OSError                    a device that cannot be opened
+UnknownDeviceError       DeviceError, LookupError   no such device
+WavFormatError           ValueError                 a WAV file that cannot be used
+=======================  =========================  ======================================
 """
 
 from __future__ import annotations
 
+from ._engine import (
+    ArgumentTypeError,
+    ChunkTooLargeError,
+    DeviceError,
+    DuplexError,
+    EngineClosedError,
+    EngineInternalError,
+    InvalidInputError,
+    PcmTypeError,
+    PlaybackFullError,
+    UnknownDeviceError,
+    WavFormatError,
+)
+
 __all__ = [
     "DuplexError",
     "InvalidInputError",
+    "ArgumentTypeError",
     "PcmTypeError",
     "ChunkTooLargeError",
     "PlaybackFullError",
     "EngineClosedError",
+    "EngineInternalError",
     "DeviceError",
     "UnknownDeviceError",
     "WavFormatError",
 ]
-
-
-class DuplexError(Exception):
-    """Base class of every error duplex raises on purpose."""
-
-
-class InvalidInputError(DuplexError, ValueError):
-    """An argument the engine cannot use (a bad rate, period, option or PCM buffer)."""
-
-
-class PcmTypeError(DuplexError, TypeError):
-    """PCM of the wrong type: not bytes or a 1-D ``numpy.int16`` array."""
-
-
-class ChunkTooLargeError(DuplexError, ValueError):
-    """A playback chunk larger than the playback buffer could ever hold."""
-
-
-class PlaybackFullError(DuplexError, TimeoutError):
-    """The playback buffer stayed full for the whole timeout; nothing of the chunk was queued."""
-
-
-class EngineClosedError(DuplexError, RuntimeError):
-    """A call on an engine that is stopped or closed."""
-
-
-class DeviceError(DuplexError, OSError):
-    """A device that cannot be opened or configured (no sound card, no sound server, busy)."""
-
-
-class UnknownDeviceError(DeviceError, LookupError):
-    """No device matches the name or index given."""
-
-
-class WavFormatError(DuplexError, ValueError):
-    """A WAV file that is missing, damaged, or in a format the virtual device cannot use."""

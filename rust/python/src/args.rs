@@ -1,25 +1,176 @@
-//! Python arguments to engine settings: timeouts, PCM buffers, device selectors and the
-//! virtual device's options.
+//! Python arguments to engine settings, read strictly where they enter: whole numbers,
+//! finite numbers, flags, timeouts, PCM buffers and device selectors. A wrong type raises
+//! `ArgumentTypeError` and an unusable value `InvalidInputError`, each naming the argument,
+//! what it takes and what to do; nothing is silently converted (`2.5` is not a frame count,
+//! `"no"` is not a flag, `True` is not device 1).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use duplex_engine::{DeviceSelector, VirtualConfig, VirtualInput, VirtualOutput};
+use duplex_engine::DeviceSelector;
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt};
 
-use crate::errors::py_error;
+use crate::errors::{error, Class};
 
-/// A timeout in seconds (`None` = wait forever) as a duration.
-pub(crate) fn timeout_from(seconds: Option<f64>) -> PyResult<Option<Duration>> {
+/// Longest timeout accepted, in seconds (about 31.7 years): far beyond any real wait, far
+/// below what would overflow a clock. `None` waits without a limit.
+pub(crate) const MAX_TIMEOUT_S: f64 = 1e9;
+
+/// `repr()` of an argument for a message, cut short so a huge value cannot flood it.
+pub(crate) fn show(obj: &Bound<'_, PyAny>) -> String {
+    let text = obj
+        .repr()
+        .map_or_else(|_| "<unprintable>".to_string(), |r| r.to_string());
+    if obj.is_instance_of::<PyInt>() && text.len() > 15 {
+        let digits = text.trim_start_matches('-').len();
+        return format!("{text:.3}... (an int of {digits} digits)");
+    }
+    if text.chars().count() > 60 {
+        let cut: String = text.chars().take(57).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".to_string(), |n| n.to_string())
+}
+
+/// A whole number argument in `lo..=hi` (`what` says the unit or purpose). Python `int` and
+/// integer numpy scalars are taken; `bool`, `float` and anything else are refused.
+pub(crate) fn whole<T: TryFrom<i128>>(
+    obj: &Bound<'_, PyAny>,
+    name: &str,
+    lo: i128,
+    hi: i128,
+    what: &str,
+) -> PyResult<T> {
+    let py = obj.py();
+    let expected = format!("{name} must be a whole number of {what} in {lo}..={hi}");
+    if obj.is_instance_of::<PyBool>() || obj.is_instance_of::<PyFloat>() {
+        return Err(error(
+            py,
+            Class::ArgumentType,
+            format!(
+                "{expected}, got {} ({}); pass an int",
+                show(obj),
+                type_name(obj)
+            ),
+        ));
+    }
+    let value = match obj.extract::<i128>() {
+        Ok(v) => v,
+        // An int too large even for i128 is out of range, not of the wrong type.
+        Err(_) if obj.is_instance_of::<PyInt>() => i128::MAX,
+        Err(_) => {
+            return Err(error(
+                py,
+                Class::ArgumentType,
+                format!("{expected}, got {} ({})", show(obj), type_name(obj)),
+            ))
+        }
+    };
+    if value < lo || value > hi {
+        return Err(error(
+            py,
+            Class::InvalidInput,
+            format!("{expected}, got {}", show(obj)),
+        ));
+    }
+    T::try_from(value).map_err(|_| {
+        error(
+            py,
+            Class::InvalidInput,
+            format!("{expected}, got {}", show(obj)),
+        )
+    })
+}
+
+/// A finite real number argument (int or float, not bool); ranges are the engine's to check.
+pub(crate) fn finite(obj: &Bound<'_, PyAny>, name: &str, what: &str) -> PyResult<f64> {
+    let py = obj.py();
+    let value = if obj.is_instance_of::<PyBool>() {
+        None
+    } else if obj.is_instance_of::<PyInt>() {
+        Some(obj.extract::<f64>().unwrap_or(f64::INFINITY))
+    } else {
+        obj.extract::<f64>().ok()
+    };
+    match value {
+        Some(v) if v.is_finite() => Ok(v),
+        Some(_) => Err(error(
+            py,
+            Class::InvalidInput,
+            format!(
+                "{name} must be a finite number of {what}, got {}",
+                show(obj)
+            ),
+        )),
+        None => Err(error(
+            py,
+            Class::ArgumentType,
+            format!(
+                "{name} must be a number of {what} (int or float), got {} ({})",
+                show(obj),
+                type_name(obj)
+            ),
+        )),
+    }
+}
+
+/// A flag: `True` or `False` (or a numpy bool), nothing merely truthy.
+pub(crate) fn flag(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<bool> {
+    obj.extract::<bool>().map_err(|_| {
+        error(
+            obj.py(),
+            Class::ArgumentType,
+            format!(
+                "{name} must be True or False, got {} ({})",
+                show(obj),
+                type_name(obj)
+            ),
+        )
+    })
+}
+
+/// A timeout in seconds: `None` (wait as long as it takes) or a finite number in
+/// `0..=MAX_TIMEOUT_S`.
+pub(crate) fn timeout_from(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    let py = obj.py();
+    let range = format!(
+        "timeout must be None (wait as long as it takes) or a number of seconds in \
+         0..={MAX_TIMEOUT_S:e}"
+    );
+    let seconds = if obj.is_instance_of::<PyBool>() {
+        None
+    } else if obj.is_instance_of::<PyInt>() {
+        // An int too large for a float is simply out of range.
+        Some(obj.extract::<f64>().unwrap_or(f64::INFINITY))
+    } else {
+        obj.extract::<f64>().ok()
+    };
     match seconds {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(PyValueError::new_err(format!(
-            "timeout must be None or a number of seconds >= 0, got {s}"
-        ))),
+        Some(s) if (0.0..=MAX_TIMEOUT_S).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
+        Some(_) => Err(error(
+            py,
+            Class::InvalidInput,
+            format!(
+                "{range}, got {}; pass None to wait without a limit",
+                show(obj)
+            ),
+        )),
+        None => Err(error(
+            py,
+            Class::ArgumentType,
+            format!("{range}, got {} ({})", show(obj), type_name(obj)),
+        )),
     }
 }
 
@@ -28,9 +179,9 @@ pub(crate) fn pcm_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i16>> {
     let py = obj.py();
     let from_bytes = |b: &[u8]| -> PyResult<Vec<i16>> {
         if b.len() % 2 != 0 {
-            return Err(py_error(
+            return Err(error(
                 py,
-                "InvalidInputError",
+                Class::InvalidInput,
                 format!(
                 "PCM must be whole 16-bit samples, but got {} bytes (an odd number); the data is \
                  truncated or not 16-bit little-endian PCM",
@@ -51,9 +202,9 @@ pub(crate) fn pcm_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i16>> {
     if let Ok(arr) = obj.cast::<PyUntypedArray>() {
         let dtype = arr.dtype().to_string();
         if arr.ndim() != 1 {
-            return Err(py_error(
+            return Err(error(
                 py,
-                "InvalidInputError",
+                Class::InvalidInput,
                 format!(
                     "PCM arrays must be 1-D (mono samples), got shape {:?}; take one channel or \
                  average them first",
@@ -62,7 +213,7 @@ pub(crate) fn pcm_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i16>> {
             ));
         }
         let Ok(typed) = arr.cast::<PyArray1<i16>>() else {
-            return Err(py_error(py, "PcmTypeError", format!(
+            return Err(error(py, Class::PcmType, format!(
                 "PCM arrays must have dtype int16, got {dtype}; convert integer audio with \
                  x.astype(numpy.int16) and float audio in [-1, 1] with (x * 32767).astype(numpy.int16)"
             )));
@@ -70,9 +221,9 @@ pub(crate) fn pcm_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i16>> {
         let ro = typed.try_readonly()?;
         return Ok(ro.as_array().to_vec());
     }
-    Err(py_error(
+    Err(error(
         py,
-        "PcmTypeError",
+        Class::PcmType,
         format!(
             "expected bytes, bytearray or a numpy.int16 array of PCM, got {}",
             obj.get_type().name()?
@@ -80,102 +231,55 @@ pub(crate) fn pcm_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i16>> {
     ))
 }
 
-/// A device argument: None (default), False (disabled), an index or a name.
-pub(crate) fn selector(obj: Option<&Bound<'_, PyAny>>) -> PyResult<DeviceSelector> {
-    let Some(obj) = obj else {
+/// A device argument (`name` is `input_device` or `output_device`): None (the default
+/// device), False (disabled), an index or a name from `duplex.devices()`.
+pub(crate) fn selector(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<DeviceSelector> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(DeviceSelector::Default);
     };
-    if obj.is_none() {
-        return Ok(DeviceSelector::Default);
-    }
-    if let Ok(false) = obj.extract::<bool>() {
+    let py = obj.py();
+    let takes = "None (the default device), False (none), or an index or a name from \
+                 duplex.devices()";
+    if obj.is_instance_of::<PyBool>() {
+        if obj.is_truthy()? {
+            return Err(error(
+                py,
+                Class::ArgumentType,
+                format!("{name}=True is not a device; {name} takes {takes}"),
+            ));
+        }
         return Ok(DeviceSelector::Disabled);
     }
-    if let Ok(i) = obj.extract::<i64>() {
-        return usize::try_from(i)
-            .map(DeviceSelector::Index)
-            .map_err(|_| PyValueError::new_err(format!("device index must be >= 0, got {i}")));
+    let integer = obj.is_instance_of::<PyInt>()
+        || (!obj.is_instance_of::<PyFloat>() && obj.extract::<i128>().is_ok());
+    if integer {
+        return match obj
+            .extract::<i128>()
+            .ok()
+            .and_then(|i| usize::try_from(i).ok())
+        {
+            Some(i) => Ok(DeviceSelector::Index(i)),
+            None => Err(error(
+                py,
+                Class::InvalidInput,
+                format!(
+                    "{name} index must be >= 0, got {}; {name} takes {takes} (index -1 in that \
+                     list is the virtual device: pass backend='virtual' for it)",
+                    show(obj)
+                ),
+            )),
+        };
     }
-    if let Ok(name) = obj.extract::<String>() {
-        return Ok(DeviceSelector::Name(name));
+    if let Ok(device) = obj.extract::<String>() {
+        return Ok(DeviceSelector::Name(device));
     }
-    Err(PyTypeError::new_err(
-        "a device is None (default), False (disabled), an index or a name",
+    Err(error(
+        py,
+        Class::ArgumentType,
+        format!(
+            "{name} takes {takes}, got {} ({})",
+            show(obj),
+            type_name(obj)
+        ),
     ))
-}
-
-/// Option `key` of the virtual device's options, or `default` when absent or None.
-fn get<'py, T: FromPyObjectOwned<'py>>(
-    d: &Bound<'py, PyDict>,
-    key: &str,
-    default: T,
-) -> PyResult<T> {
-    match d.get_item(key)? {
-        Some(v) if !v.is_none() => v.extract::<T>().map_err(|e| {
-            let e: PyErr = e.into();
-            PyTypeError::new_err(format!("virtual device option '{key}': {e}"))
-        }),
-        _ => Ok(default),
-    }
-}
-
-/// The virtual device's settings from the options dict of `VirtualDevice.to_options()`.
-pub(crate) fn virtual_config(d: &Bound<'_, PyDict>) -> PyResult<VirtualConfig> {
-    let base = VirtualConfig::default();
-    let input = match d.get_item("input")? {
-        None => VirtualInput::Silence,
-        Some(v) if v.is_none() => VirtualInput::Silence,
-        Some(v) => {
-            let kind: String = v.get_item(0)?.extract()?;
-            match kind.as_str() {
-                "silence" => VirtualInput::Silence,
-                "tone" => VirtualInput::Tone {
-                    freq_hz: v.get_item(1)?.extract()?,
-                    amplitude: v.get_item(2)?.extract()?,
-                },
-                "wav" => VirtualInput::Wav(v.get_item(1)?.extract::<PathBuf>()?),
-                "samples" => {
-                    let arr = v.get_item(1)?;
-                    let arr = arr.cast::<PyArray1<f32>>().map_err(|_| {
-                        PyTypeError::new_err("virtual input samples must be a 1-D float32 array")
-                    })?;
-                    VirtualInput::Samples {
-                        samples: arr.try_readonly()?.as_array().to_vec(),
-                        rate_hz: v.get_item(2)?.extract()?,
-                    }
-                }
-                other => {
-                    return Err(PyValueError::new_err(format!(
-                        "unknown virtual input kind '{other}'"
-                    )))
-                }
-            }
-        }
-    };
-    let output = match d.get_item("output")? {
-        None => VirtualOutput::Memory,
-        Some(v) if v.is_none() => VirtualOutput::Discard,
-        Some(v) => {
-            let s: PathBuf = v.extract()?;
-            if s.as_os_str() == "memory" {
-                VirtualOutput::Memory
-            } else {
-                VirtualOutput::Wav(s)
-            }
-        }
-    };
-    Ok(VirtualConfig {
-        sample_rate: get(d, "sample_rate", base.sample_rate)?,
-        channels: get(d, "channels", base.channels)?,
-        period_frames: get(d, "period_frames", base.period_frames)?,
-        input,
-        input_loop: get(d, "input_loop", base.input_loop)?,
-        loopback_delay_ms: get(d, "loopback_delay_ms", None)?,
-        loopback_gain: get(d, "loopback_gain", base.loopback_gain)?,
-        output,
-        speed: get(d, "speed", base.speed)?,
-        clock_skew_ppm: get(d, "clock_skew_ppm", base.clock_skew_ppm)?,
-        stall_every_periods: get(d, "stall_every_periods", base.stall_every_periods)?,
-        stall_ms: get(d, "stall_ms", base.stall_ms)?,
-    })
 }
