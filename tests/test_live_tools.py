@@ -205,3 +205,48 @@ def test_function_calling_end_to_end_with_the_emulator(virtual_engine):
     assert [e.kind for e in tool_events] == ["tool_call", "tool_result"]
     assert tool_events[0].data["id"] == call.id
     assert any(role == "model" and result["time"] in text for role, text in conv.transcript)
+
+
+@pytest.mark.parametrize("scheduling", ["INTERRUPT", "SILENT"])
+def test_non_blocking_call_end_to_end_with_the_emulator(virtual_engine, scheduling):
+    engine = virtual_engine()
+
+    @function_tool(behavior="NON_BLOCKING", scheduling=scheduling)
+    async def stock_level(item: str = "tea") -> dict:
+        """How many of an item are in stock."""
+        await asyncio.sleep(0.3)  # the model keeps talking meanwhile
+        return {"item": item, "count": 3}
+
+    with LiveEmulator().run_in_thread() as emu:
+
+        async def main():
+            conv = LiveConversation(engine, emu.make_client(), LiveConfig(tools=[stock_level]))
+            events = []
+
+            async def watch():
+                async for ev in conv.events():
+                    events.append(ev)
+                    done = ev.kind == "turn_complete" and "stock_level function says" in ev.text
+                    if done or (scheduling == "SILENT" and ev.kind == "tool_result"):
+                        await asyncio.sleep(1.0 if scheduling == "SILENT" else 0)
+                        conv.stop()
+
+            watcher = asyncio.create_task(watch())
+            await asyncio.sleep(0)
+            conv.send_text("Ask stock_level please.")
+            await asyncio.wait_for(conv.run(), 30)
+            await watcher
+            return conv, events
+
+        conv, events = asyncio.run(main())
+        session = emu.sessions[-1]
+        answers = [a.reply_text for a in session.answers]
+    call = session.tool_calls[0]
+    assert call.behavior == "NON_BLOCKING"
+    assert answers[0].startswith("Let me check with stock_level"), "the model talked while the call ran"
+    assert call.responses[0].scheduling == scheduling
+    said = " ".join(text for role, text in conv.transcript if role == "model")
+    if scheduling == "SILENT":
+        assert "function says" not in said
+    else:
+        assert "stock_level function says" in said

@@ -101,7 +101,8 @@ class LiveConfig:
     Network bounds (seconds): ``connect_timeout_s`` for the socket, TLS and
     ``setupComplete``; the connection is declared dead when a keepalive ping sent every
     ``keepalive_interval_s`` gets no pong and no message arrives for
-    ``keepalive_timeout_s`` (the service's pongs can take tens of seconds);
+    ``keepalive_timeout_s`` (the service's pongs were seen to take up to 30 s), so a frozen
+    peer is found within ``keepalive_interval_s + keepalive_timeout_s``;
     ``close_timeout_s`` for the closing handshake before the socket is dropped.
     ``max_malformed_messages`` unusable server messages in a row end the session.
     """
@@ -120,9 +121,9 @@ class LiveConfig:
     headers: dict[str, str] = field(default_factory=dict)
     max_reconnects: int = 5
     stats_interval_s: float = 1.0
-    connect_timeout_s: float = 15.0
-    keepalive_interval_s: float = 10.0
-    keepalive_timeout_s: float = 45.0
+    connect_timeout_s: float = 10.0
+    keepalive_interval_s: float = 5.0
+    keepalive_timeout_s: float = 35.0
     close_timeout_s: float = 1.0
     audio_stream_end_after_s: float = 1.0
     max_malformed_messages: int = 50
