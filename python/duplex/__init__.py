@@ -25,10 +25,12 @@ from ._engine import __version__
 # same name, which Python would otherwise bind here when anything imports it.
 from .devices import DeviceInfo, Tone, VirtualDevice, devices
 from .errors import (
+    ArgumentTypeError,
     ChunkTooLargeError,
     DeviceError,
     DuplexError,
     EngineClosedError,
+    EngineInternalError,
     InvalidInputError,
     PcmTypeError,
     PlaybackFullError,
@@ -64,6 +66,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "__version__",
+    "ArgumentTypeError",
     "AudioEngine",
     "CAPTURE_RATE_HZ",
     "PLAY_RATE_HZ",
@@ -72,6 +75,7 @@ __all__ = [
     "DeviceInfo",
     "DuplexError",
     "EngineClosedError",
+    "EngineInternalError",
     "InterruptReport",
     "InvalidInputError",
     "PcmTypeError",
