@@ -8,6 +8,7 @@ import base64
 
 import numpy as np
 import pytest
+from conftest import dominant_freq
 from live_fake import audio_message, flag, tone_pcm
 from test_live_client import answered, converse, kinds
 
@@ -148,3 +149,21 @@ def test_a_first_message_that_is_not_setup_complete_is_a_clear_error(virtual_eng
 
     with pytest.raises(LiveSessionError, match="setupComplete"):
         asyncio.run(converse(script, engine))
+
+
+def test_audio_at_another_rate_is_resampled_not_misplayed(virtual_engine):
+    engine = virtual_engine(prebuffer_ms=0)
+
+    async def script(c):
+        await c.accept_setup()
+        await c.send(audio_message(tone_pcm(1000, 0.5, 0.3, rate=16_000), rate=16_000))
+        await c.send(flag("generationComplete"))
+        await c.send(flag("turnComplete"))
+        await asyncio.sleep(30)
+
+    conv, events, _ = asyncio.run(converse(script, engine, FAST_STATS, until=played_out))
+    assert _loud_s(engine) == pytest.approx(0.5, abs=0.01)  # not 0.33 s played too fast
+    rec = engine.recording()[:, 0]
+    loud = rec[np.flatnonzero(np.abs(rec) > 1e-3)[0] :][: int(0.4 * 48_000)]
+    assert dominant_freq(loud, 48_000) == pytest.approx(1000, abs=5)
+    assert conv._output.resampled_chunks == 1

@@ -468,6 +468,7 @@ class LiveConversation:
 
     async def _send_video(self, session: Any, stop: asyncio.Event) -> None:
         # Frames come from the streamer's own worker thread; encoding never runs here.
+        assert self.video is not None
         async for frame in self.video.frames():
             self._forward_video_events()
             if stop.is_set():
@@ -481,8 +482,10 @@ class LiveConversation:
         await stop.wait()
 
     def _forward_video_events(self) -> None:
+        assert self.video is not None
         for event in self.video.drain_events():
-            kind = {"opened": "video_opened", "ended": "video_ended"}.get(event.kind, "video_error")
+            kind: EventKind = "video_opened" if event.kind == "opened" else (
+                "video_ended" if event.kind == "ended" else "video_error")
             self._emit(kind, event.message)
 
     async def _tick_stats(self) -> None:
@@ -496,6 +499,7 @@ class LiveConversation:
         ws = net.socket_of(session)
         if ws is None or not hasattr(ws, "ping"):
             await asyncio.Event().wait()  # no socket to ping (a test double): nothing to watch
+        assert ws is not None
         interval, limit = self.config.keepalive_interval_s, self.config.keepalive_timeout_s
         while True:
             await asyncio.sleep(interval)

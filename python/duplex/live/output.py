@@ -129,7 +129,7 @@ class ModelOutput:
         if rate != PLAY_RATE_HZ:
             from .. import _engine
 
-            x = np.frombuffer(data, "<i2").astype(np.float32) / 32768
+            x = np.frombuffer(data, "<i2").astype(np.float32) * np.float32(1 / 32768)
             y = _engine.resample(x, rate, PLAY_RATE_HZ)
             data = np.clip(np.round(y * 32767), -32768, 32767).astype("<i2").tobytes()
             self.resampled_chunks += 1

@@ -206,9 +206,9 @@ class ToolSet:
     def __bool__(self) -> bool:
         return bool(self.functions or self.extra)
 
-    def declarations(self) -> list[types.Tool] | None:
+    def declarations(self) -> list[Any] | None:
         """The ``tools`` of the setup message (None when there are none)."""
-        tools = list(self.extra)
+        tools: list[Any] = list(self.extra)
         if self.functions:
             tools.insert(0, types.Tool(function_declarations=[t.declaration for t in self.functions.values()]))
         return tools or None
@@ -249,7 +249,11 @@ class ToolRunner:
             task = asyncio.create_task(self._run(session, call_id, name, args), name=f"duplex-tool-{name}")
             self._running[call_id] = task
             self._names[call_id] = name
-            task.add_done_callback(lambda _t, i=call_id: (self._running.pop(i, None), self._names.pop(i, None)))
+            task.add_done_callback(functools.partial(self._forget, call_id))
+
+    def _forget(self, call_id: str, _task: asyncio.Task[None]) -> None:
+        self._running.pop(call_id, None)
+        self._names.pop(call_id, None)
 
     def cancel(self, ids: list[str] | None, reason: str) -> None:
         """Cancels the running calls with these ids (all when None); no response is sent."""
