@@ -103,3 +103,42 @@ def test_keepalive_pongs_can_be_delayed(delay: float) -> None:
         assert delay <= elapsed < delay + 0.5
     else:
         assert elapsed < 0.3
+
+
+@pytest.mark.parametrize("mode", ["with_next", "never"])
+def test_the_turn_complete_of_a_cut_turn_can_come_late_or_never(mode: str) -> None:
+    """Issue 9 item 1: audio after ``interrupted`` is the next answer, whenever (or whether)
+    the cut turn's ``turnComplete`` comes; these scenarios let a client test prove it."""
+    config = {"response_modalities": ["AUDIO"],
+              "realtime_input_config": {"automatic_activity_detection": {"disabled": True}},
+              "http_options": {"headers": {"x-duplex-scenario": f"interrupted_turn_complete={mode}"}}}
+
+    async def main() -> Any:
+        async with LiveEmulator() as emu:
+            async with emu.make_client().aio.live.connect(model=MODEL, config=config) as s:
+                await s.send_realtime_input(text="tell me about the sea")
+                got = []
+                async for msg in s.receive():
+                    got.append(msg)
+                    if msg.data:
+                        break
+                await s.send_realtime_input(activity_start=types.ActivityStart())
+                await s.send_realtime_input(audio=types.Blob(data=TONE, mime_type="audio/pcm;rate=16000"))
+                await s.send_realtime_input(activity_end=types.ActivityEnd())
+                while sum(bool(sc(m, "turn_complete")) for m in got) < (2 if mode == "with_next" else 1):
+                    async for msg in s.receive():
+                        got.append(msg)
+            return emu.sessions[0], got
+
+    record, got = run(main())
+    i = next(i for i, m in enumerate(got) if sc(m, "interrupted"))
+    after = got[i + 1:]
+    first_audio = next(m for m in after if m.data)
+    completes = [m for m in after if sc(m, "turn_complete")]
+    if mode == "with_next":  # turnComplete of the cut turn rides on the next answer's first audio
+        assert completes[0] is first_audio and len(completes) == 2
+        assert record.answers[0].turn_complete_at is not None
+    else:  # only the next answer's own turnComplete
+        assert len(completes) == 1 and completes[0] is not first_audio
+        assert record.answers[0].turn_complete_at is None
+    assert sum(len(m.data) for m in after if m.data) == round(record.answers[1].audio_total_s * 24_000) * 2

@@ -93,6 +93,7 @@ class Connection:
         self._scenario_tool_turns = 0
         self._pending_texts: list[str] = []  # clientContent text not yet answered (turnComplete false)
         self._heard_head_sent = False  # the first input transcription fragment went out during speech
+        self._owed_turn_complete: Answer | None = None  # a cut turn whose turnComplete rides on the next audio
         self._answers_done = 0
         self._timers: list[asyncio.Task[None]] = []
         self._closing = False
@@ -413,8 +414,12 @@ class Connection:
                 call.cancelled_at = at
             await self._send(p.msg_tool_call_cancellation([c.id for c in cancel]))
         if answer is not None:
-            await self._send(p.msg_server_flag("turnComplete"))
-            answer.turn_complete_at = time.monotonic()
+            mode = self.scenario.interrupted_turn_complete
+            if mode == "at_once":
+                await self._send(p.msg_server_flag("turnComplete"))
+                answer.turn_complete_at = time.monotonic()
+            elif mode == "with_next":
+                self._owed_turn_complete = answer  # merged into the next answer's first audio message
         await self._send_resumption(resumable=True, without_handle=True)
 
     async def _cut_answer(self, cause: str, detected_at: float) -> None:
@@ -605,7 +610,14 @@ class Connection:
                 premature = True
                 continue
             assert step.message is not None
-            await self._send(step.message)
+            message = step.message
+            owed = self._owed_turn_complete
+            if owed is not None and step.chunk_bytes:
+                message = {**message, "serverContent": {**message["serverContent"], "turnComplete": True}}
+                self._owed_turn_complete = None
+            await self._send(message)
+            if owed is not None and message is not step.message:
+                owed.turn_complete_at = time.monotonic()
             if step.chunk_bytes:
                 answer.chunks_sent += len(step.chunk_bytes)
                 answer.chunk_bytes.extend(step.chunk_bytes)

@@ -88,6 +88,9 @@ class Scenario:
             models, whose current versions call asynchronously by default; else BLOCKING).
         tool_reply_template: answer spoken with a function's result (``{name}``, ``{result}``).
         tool_filler_template: what the model says while a NON_BLOCKING call runs.
+        interrupted_turn_complete: when the ``turnComplete`` of a cut turn comes:
+            ``at_once`` (right after ``interrupted``), ``with_next`` (in the first audio
+            message of the next answer) or ``never``. Clients must not wait for it.
         pong_delay_s: answer keepalive pings this late (the service's have taken 8-30 s).
         any_model: serve any model name (the service closes 1008 on models it does not
             serve for ``bidiGenerateContent``; so does the emulator unless this is set).
@@ -125,6 +128,7 @@ class Scenario:
     tool_behavior_default: str = "auto"
     tool_reply_template: str = "The {name} function says {result}."
     tool_filler_template: str = "Let me check with {name}."
+    interrupted_turn_complete: str = "at_once"
     pong_delay_s: float = 0.0
     any_model: bool = False
     vad_threshold_dbfs: float = -40.0
@@ -140,6 +144,8 @@ class Scenario:
             raise ScenarioError(f"playout_speed must be > 0, got {self.playout_speed}")
         if not 1 <= self.parts_per_message <= 20:
             raise ScenarioError(f"parts_per_message must be within 1..20, got {self.parts_per_message}")
+        if self.interrupted_turn_complete not in ("at_once", "with_next", "never"):
+            raise ScenarioError("interrupted_turn_complete must be at_once, with_next or never")
         if not 0 <= self.pong_delay_s <= 300:
             raise ScenarioError(f"pong_delay_s must be within 0..300, got {self.pong_delay_s}")
         if self.burst_s < 0:
