@@ -69,14 +69,15 @@ def test_default_pacing_is_faster_than_real_time_and_realtime_keeps_the_old_paci
     audio = [e.time for e in record.events if "audio" in e.type.split("+")]
     t_first, t_last = audio[0], audio[-1]
     t_done = next(e.time for e in record.events if "turnComplete" in e.type)
+    # Bounds that hold on a loaded machine (late sends only make spans longer).
     if scenario is None:  # 1 s at once, then 4x real time in bursts every 0.2 s
-        assert t_last - t_first == pytest.approx((total - 1.0) / 4, abs=0.25)
+        assert (total - 1.0) / 4 - 0.1 < t_last - t_first < 0.5 * total
         gaps = np.diff(audio)
         assert np.sum(gaps > 0.15) >= 2 and np.median(gaps) < 0.01
-    else:  # 0.5 s at once, then real time
-        assert t_last - t_first == pytest.approx(total - 0.5 - 0.08, abs=0.25)
+    else:  # 0.5 s at once, then real time: never faster
+        assert t_last - t_first > total - 0.5 - 0.15
     # Either way turnComplete waits until the answer would have played in real time.
-    assert t_done - t_first == pytest.approx(total, abs=0.3)
+    assert total - 0.1 < t_done - t_first < total + 1.0
 
 
 @pytest.mark.parametrize("scenario", [None, "realtime"])
