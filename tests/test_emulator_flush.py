@@ -33,17 +33,17 @@ class NoFlushConversation(LiveConversation):
 
     marks: list[int]
 
-    async def _handle_content(self, content):  # type: ignore[no-untyped-def]
+    def _handle_content(self, content):  # type: ignore[no-untyped-def]
         if content.interrupted:
             self.marks.append(self.engine.stats().frames_rendered)
             content = content.model_copy(update={"interrupted": None})
-        await super()._handle_content(content)
+        return super()._handle_content(content)
 
 
 def stale_playback_s(scenario: Scenario, tmp_path: Path) -> float:
     """Seconds of the cut answer the listener still heard after ``interrupted`` arrived."""
     phrase = speak("Hello there, can you hear me?", 0)[0]
-    t = np.arange(int(8 * RATE)) / RATE
+    t = np.arange(int(25 * RATE)) / RATE
     barge = 0.1 * np.sin(2 * np.pi * 220 * t)  # the user speaks up, and goes on (no second answer)
     mic = np.concatenate([np.zeros(int(0.2 * RATE)), phrase, np.zeros(int(1.6 * RATE)), barge])
     path = write_wav(tmp_path / "mic.wav", np.clip(mic * 32767, -32768, 32767).astype(np.int16), RATE)
