@@ -199,7 +199,8 @@ def test_tone_round_trips_through_the_server(sound_server, record_property):
     expected = 20 * np.log10(0.5 / np.sqrt(2))  # -9.03 dBFS: a 0.5 sine on every channel
 
     def take(n):
-        with duplex.AudioEngine() as engine:  # cpal default devices = ALSA `default` -> pulse
+        # The monitor is the microphone: measure the raw loopback, not the echo canceller.
+        with duplex.AudioEngine(echo_cancellation=False) as engine:  # cpal default devices = ALSA `default` -> pulse
             params = engine.device_params
             assert params["output_channels"] >= 1 and params["input_channels"] >= 1, params
             cap = Capture()
@@ -323,7 +324,7 @@ def measure_round_trip(engine: duplex.AudioEngine) -> RoundTrip:
 
 def test_round_trip_latency_and_period(sound_server, record_property):
     def take(n):
-        with duplex.AudioEngine() as engine:
+        with duplex.AudioEngine(echo_cancellation=False) as engine:  # the loopback is the signal
             rt = measure_round_trip(engine)
         print(f"[sound_server] latency take {n}: {rt.latency_ms:.1f} ms by the counters, "
               f"{rt.wallclock_ms:.1f} ms by the clock, {rt.errors_during} device errors")
@@ -356,7 +357,7 @@ def test_interrupt_silences_the_real_output(sound_server, record_property):
     expected = 20 * np.log10(0.5 / np.sqrt(2))
 
     def take(n):
-        with duplex.AudioEngine() as engine:
+        with duplex.AudioEngine(echo_cancellation=False) as engine:  # the loopback is the signal
             cap = Capture()
             cap.read_for(engine, 0.2)
             engine.play(tone(1000, 0.5, 2.0), timeout=5)

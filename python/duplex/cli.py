@@ -138,6 +138,9 @@ def _add_talk(p: argparse.ArgumentParser) -> None:
                    help="give the model a local_time function to call (ask it the time to see function calling)")
     p.add_argument("--no-typing", dest="typing", action="store_false",
                    help="do not read typed lines from stdin (by default each line goes to the model)")
+    p.add_argument("--no-echo-cancellation", dest="echo_cancellation", action="store_false", default=True,
+                   help="do not remove the speaker's sound from the microphone (it is removed by default, "
+                        "so the model does not interrupt itself on speakers; with headphones it is not needed)")
     p.set_defaults(run=_cmd_talk)
 
 
@@ -172,6 +175,7 @@ def _cmd_talk(args: argparse.Namespace) -> int:
         prebuffer_ms=args.prebuffer_ms,
         demo_tool=args.demo_tool,
         typing=args.typing,
+        echo_cancellation=args.echo_cancellation,
     )
     result = asyncio.run(talk(options))
     print_summary(result)

@@ -121,6 +121,18 @@ class Stats:
     turn_played_ms: float
     turn_received_ms: float
     input_ended: bool
+    echo_cancellation: bool
+    echo_backend: str
+    echo_frames: int
+    echo_erle_db: float
+    echo_delay_ms: float
+    echo_reference_late: int
+    echo_reference_dropped: int
+    echo_realignments: int
+    echo_errors: int
+    echo_cost_mean_us: float
+    echo_cost_p99_us: float
+    echo_cost_max_us: float
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as a plain dict (for JSON)."""
@@ -143,6 +155,14 @@ class Stats:
                 f"max {self.jitter_max_ms:.3f} ms",
                 f"device      {self.device_errors} errors"
                 + (f" (last: {self.last_device_error})" if self.last_device_error else ""),
+                f"echo        "
+                + (
+                    f"cancelled ({self.echo_backend}): {self.echo_frames} frames, "
+                    f"ERLE {self.echo_erle_db:.0f} dB, delay {self.echo_delay_ms:.0f} ms, "
+                    f"{self.echo_cost_mean_us:.0f} us per 10 ms frame"
+                    if self.echo_cancellation
+                    else "not cancelled"
+                ),
             ]
         )
 
@@ -176,6 +196,16 @@ class AudioEngine:
         Ring sizes. Playback must hold a long answer (the service sends ahead of real time).
     fade_ms
         Fade-out on :meth:`interrupt`, so the flush does not click.
+    echo_cancellation
+        Remove the model's own voice, played by the speaker, from the microphone (WebRTC's
+        AEC3, in Rust). ``None`` (default): on for real devices when both directions are
+        open, off on the virtual device. Switch it at run time with the
+        :attr:`echo_cancellation` property. It needs both an input and an output.
+    echo_backend
+        ``"sonora"`` (default) or ``"aec3"``: two ports of AEC3, for A/B comparison.
+    noise_suppression, high_pass_filter
+        The canceller's own noise suppressor and 80 Hz high-pass filter (both on by
+        default; they only run while echo cancellation is on).
 
     Examples
     --------
@@ -199,6 +229,10 @@ class AudioEngine:
         playback_buffer_ms: int = 120_000,
         capture_buffer_ms: int = 2_000,
         fade_ms: float = 5.0,
+        echo_cancellation: bool | None = None,
+        echo_backend: str = "sonora",
+        noise_suppression: bool = True,
+        high_pass_filter: bool = True,
     ) -> None:
         if input_device == "virtual" or output_device == "virtual":
             backend = "virtual"
@@ -226,6 +260,12 @@ class AudioEngine:
             fade_ms=fade_ms,
             virtual=virtual.to_options() if virtual else None,
         )
+        self._native.set_echo_options(echo_backend, noise_suppression, high_pass_filter)
+        if echo_cancellation is None:
+            # Speakers and a microphone in one room: cancel. The virtual device only has an
+            # echo when asked for one (loopback_delay_ms), so there it stays off unless asked.
+            echo_cancellation = virtual is None and input_device is not False and output_device is not False
+        self._native.set_echo_cancellation(bool(echo_cancellation))
         self.chunk_ms = chunk_ms
         self._read_pool: concurrent.futures.ThreadPoolExecutor | None = None
         # A read the reader thread is doing (or did) for a read_async() call that may have
@@ -475,6 +515,25 @@ class AudioEngine:
         One atomic store; returns at once. Audio played after this call (the next turn) is
         kept. Chunks of the interrupted turn that still arrive must not be played."""
         return InterruptReport(**self._native.interrupt())
+
+    # -- echo cancellation -------------------------------------------------------------
+
+    @property
+    def echo_cancellation(self) -> bool:
+        """Whether echo cancellation is on. Assign to switch it at run time (from the next
+        10 ms of capture); it acts only while both an input and an output are open."""
+        return self._native.echo_cancellation
+
+    @echo_cancellation.setter
+    def echo_cancellation(self, enabled: bool) -> None:
+        self._native.set_echo_cancellation(bool(enabled))
+
+    def set_echo_options(
+        self, backend: str = "sonora", noise_suppression: bool = True, high_pass_filter: bool = True
+    ) -> None:
+        """Changes the canceller (``"sonora"`` or ``"aec3"``) and its noise suppressor and
+        high-pass filter, at run time too (a new backend converges again within about 1 s)."""
+        self._native.set_echo_options(backend, noise_suppression, high_pass_filter)
 
     # -- state -------------------------------------------------------------------------
 

@@ -152,6 +152,9 @@ class StatusLine:
             (f"out {stats['output_rms_dbfs']:4.0f} dB", None),
             (f"buf {stats['playback_buffered_ms'] / 1000:4.1f} s", None),
             (f"underruns {underruns}", "red" if underruns else None),
+            # Echo cancellation: how much of the speaker's sound it takes out of the mic.
+            (f"echo -{stats.get('echo_erle_db', 0.0):.0f} dB" if stats.get("echo_cancellation") else "echo off",
+             None),
         ]
         while len(parts) > 1 and len("  ".join(p for p, _ in parts)) > room:
             parts.pop()

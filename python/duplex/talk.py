@@ -52,6 +52,8 @@ class TalkOptions:
     quiet: bool = False
     demo_tool: bool = False  # give the model duplex.live.local_time to call
     typing: bool = True  # a line typed on stdin goes to the model as a user turn
+    #: Cancel the speaker's echo on real devices (WAV files have no echo path).
+    echo_cancellation: bool = True
 
 
 @dataclass
@@ -82,7 +84,8 @@ def _make_engine(opts: TalkOptions) -> AudioEngine:
             speed=1.0,
         )
         return AudioEngine(backend=device, prebuffer_ms=opts.prebuffer_ms)
-    return AudioEngine(opts.input_device, opts.output_device, prebuffer_ms=opts.prebuffer_ms)
+    return AudioEngine(opts.input_device, opts.output_device, prebuffer_ms=opts.prebuffer_ms,
+                       echo_cancellation=opts.echo_cancellation)
 
 
 def _make_video(opts: TalkOptions) -> Any:

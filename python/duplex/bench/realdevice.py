@@ -262,7 +262,8 @@ class _DuplexImpl:
     def __init__(self) -> None:
         from ..engine import AudioEngine
 
-        self.engine = AudioEngine()  # default devices: cpal -> ALSA default -> pulse
+        # default devices: cpal -> ALSA default -> pulse; the monitor's loopback is the measure
+        self.engine = AudioEngine(echo_cancellation=False)
         self.cap = _Capture(16_000)
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read, name="rd-reader", daemon=True)

@@ -598,6 +598,7 @@ class Connection:
             return
         spoken = await asyncio.to_thread(self.voice.speak, answer.reply_text)
         answer.voice_engine, answer.audio_total_s = spoken.engine, spoken.duration_s
+        answer.pcm = np.asarray(spoken.pcm, dtype="<i2").tobytes()  # for duplex.emulator.echo
         steps = plan_answer(spoken.pcm, answer.reply_text, sc, transcribe=setup.output_transcription)
         await self._sleep_until(answer.trigger_at + sc.answer_delay_ms / 1000)
         t0 = time.monotonic()

@@ -99,6 +99,9 @@ class Answer:
     #: ``usageMetadata`` counts of this turn (the prompt is the whole context so far).
     prompt_tokens: int | None = None
     response_tokens: int | None = None
+    #: The whole answer as 24 kHz s16le (``audio_sent_s`` of it went out), so an echo of it
+    #: can be recognised (:mod:`duplex.emulator.echo`).
+    pcm: bytes = field(default=b"", repr=False)
 
     @property
     def latency_s(self) -> float | None:

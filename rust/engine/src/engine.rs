@@ -962,6 +962,7 @@ impl Engine {
         let out_rate = f64::from(params.output_rate.max(1));
         let in_rate = f64::from(params.input_rate.max(1));
         let frames_ms = |frames: u64, rate: f64| frames as f64 * 1000.0 / rate;
+        let echo = self.echo.snapshot();
         let (playback_buffered_ms, turn) = session
             .as_ref()
             .and_then(|x| x.producer.as_ref().zip(x.playback.as_ref()))
@@ -1023,6 +1024,19 @@ impl Engine {
             turn_played_ms: turn.heard_ms(),
             turn_received_ms: turn.received_ms(),
             input_ended: self.input_ended(),
+            // On, and a canceller exists (it needs both an input and an output).
+            echo_cancellation: echo.enabled && !echo.backend.is_empty(),
+            echo_backend: echo.backend,
+            echo_frames: echo.frames_processed,
+            echo_erle_db: echo.erle_db.unwrap_or(0.0),
+            echo_delay_ms: echo.delay_ms.unwrap_or(0.0),
+            echo_reference_late: echo.reference_late_frames,
+            echo_reference_dropped: echo.reference_dropped_frames,
+            echo_realignments: echo.realignments,
+            echo_errors: echo.errors,
+            echo_cost_mean_us: echo.cost_mean_us,
+            echo_cost_p99_us: echo.cost_p99_us,
+            echo_cost_max_us: echo.cost_max_us,
         }
     }
 }

@@ -176,6 +176,18 @@ fields!(Stats {
     turn_played_ms,
     turn_received_ms,
     input_ended,
+    echo_cancellation,
+    echo_backend,
+    echo_frames,
+    echo_erle_db,
+    echo_delay_ms,
+    echo_reference_late,
+    echo_reference_dropped,
+    echo_realignments,
+    echo_errors,
+    echo_cost_mean_us,
+    echo_cost_p99_us,
+    echo_cost_max_us,
 });
 
 fields!(DeviceInfo {

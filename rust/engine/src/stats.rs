@@ -214,6 +214,30 @@ pub struct Stats {
     pub turn_received_ms: f64,
     /// Whether a finite virtual input has played to its end.
     pub input_ended: bool,
+    /// Whether echo cancellation is switched on.
+    pub echo_cancellation: bool,
+    /// The canceller (`sonora` or `aec3`), empty before one ran.
+    pub echo_backend: String,
+    /// 10 ms capture frames the canceller processed.
+    pub echo_frames: u64,
+    /// Echo return loss enhancement as the library estimates it, dB (0 until it has one).
+    pub echo_erle_db: f64,
+    /// The library's estimate of the echo delay, ms (0 until it has one).
+    pub echo_delay_ms: f64,
+    /// Capture frames whose reference had not arrived (by more than 30 ms).
+    pub echo_reference_late: u64,
+    /// Reference samples (16 kHz) dropped: too old, too far ahead, or lost in a full tap ring.
+    pub echo_reference_dropped: u64,
+    /// Times the pairing of capture and reference restarted after a jump.
+    pub echo_realignments: u64,
+    /// Frames the library refused (passed through unprocessed).
+    pub echo_errors: u64,
+    /// Mean cost of one 10 ms frame (reference and capture), microseconds.
+    pub echo_cost_mean_us: f64,
+    /// 99th percentile of that cost, microseconds.
+    pub echo_cost_p99_us: f64,
+    /// Largest cost of one frame, microseconds.
+    pub echo_cost_max_us: f64,
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use duplex_engine::callback::MAX_BLOCK_FRAMES;
 use duplex_engine::wait::playback_full;
 use duplex_engine::{
-    wait_for, Attempt, Backend, CpalConfig, Engine, EngineConfig, EngineError, VirtualConfig,
+    wait_for, AecBackend, AecOptions, Attempt, Backend, CpalConfig, Engine, EngineConfig,
+    EngineError, VirtualConfig,
 };
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
@@ -363,5 +364,52 @@ impl PyEngine {
         guard(py, "device_params()", || {
             to_dict(py, &self.engine.device_params())
         })
+    }
+
+    /// Switches echo cancellation on or off, at once and for later starts.
+    fn set_echo_cancellation(&self, py: Python<'_>, enabled: bool) -> PyResult<()> {
+        guard(py, "set_echo_cancellation()", || {
+            self.engine.set_echo_cancellation(enabled);
+            Ok(())
+        })
+    }
+
+    /// Whether echo cancellation is switched on.
+    #[getter]
+    fn echo_cancellation(&self) -> bool {
+        self.engine.echo_cancellation()
+    }
+
+    /// Whether the running session has a canceller (both an input and an output are open).
+    #[getter]
+    fn echo_available(&self, py: Python<'_>) -> PyResult<bool> {
+        guard(py, "echo_available", || Ok(self.engine.echo_available()))
+    }
+
+    /// Sets the canceller's backend ("sonora" or "aec3"), noise suppression and high-pass
+    /// filter, at once and for later starts.
+    #[pyo3(signature = (backend="sonora", noise_suppression=true, high_pass_filter=true))]
+    fn set_echo_options(
+        &self,
+        py: Python<'_>,
+        backend: &str,
+        noise_suppression: bool,
+        high_pass_filter: bool,
+    ) -> PyResult<()> {
+        guard(py, "set_echo_options()", || {
+            let options = AecOptions {
+                backend: AecBackend::from_name(backend).map_err(|e| to_py_err(py, e))?,
+                noise_suppression,
+                high_pass_filter,
+            };
+            // May wait for a read() in progress to finish its chunk: release the GIL.
+            self.detached(py, move |e| e.set_echo_options(options))
+        })
+    }
+
+    /// The canceller's settings as `(backend, noise_suppression, high_pass_filter)`.
+    fn echo_options(&self) -> (&'static str, bool, bool) {
+        let o = self.engine.echo_options();
+        (o.backend.name(), o.noise_suppression, o.high_pass_filter)
     }
 }
