@@ -15,6 +15,7 @@
 //!   young crates behind it ([`sonora_backend`], [`aec3_backend`]) can be swapped and A/B-tested.
 
 pub mod aec3_backend;
+pub mod align;
 pub mod signals;
 pub mod sonora_backend;
 pub mod stage;

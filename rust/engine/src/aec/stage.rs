@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::align::{Interpolator, OffsetTrack};
 use super::tap::TapReader;
 use super::{make_canceller, AecBackend, AecOptions, EchoCanceller, AEC_FRAME, AEC_RATE_HZ};
 use crate::error::Result;
@@ -28,8 +29,12 @@ use crate::stats::Histogram;
 const REFERENCE_LEAD: f64 = 160.0;
 /// A jump of the pairing offset larger than this (50 ms) is a re-start, not drift.
 const REALIGN_SAMPLES: f64 = 800.0;
-/// Weight of each new offset reading in the smoothed offset (callback jitter averages out).
-const OFFSET_SMOOTHING: f64 = 0.05;
+/// Capture samples (0.5 s) between readings of the pairing offset for the drift fit.
+const OFFSET_WINDOW: f64 = 8_000.0;
+/// Samples over which a phase error of the re-timed reference is slewed out (2 s)...
+const SLEW_SAMPLES: f64 = 32_000.0;
+/// ... at a rate of at most 300 ppm, slow enough for the canceller to follow.
+const MAX_SLEW: f64 = 3e-4;
 /// Reference older than this (250 ms) behind its capture is dropped, not fed in a burst.
 const MAX_REFERENCE_LAG: f64 = 4_000.0;
 /// Reference waiting more than this (2 s) ahead of the capture is dropped.
@@ -157,8 +162,19 @@ pub struct EchoStage {
     cap_start: f64,
     in_ratio: f64,
     out_ratio: f64,
-    /// Smoothed pairing offset in 16 kHz samples: reference index = capture index + offset.
-    offset: Option<f64>,
+    /// Fit of the pairing offset (reference index − capture index, 16 kHz samples).
+    track: Option<OffsetTrack>,
+    /// The track so far rests on one raw reading only (stale by up to an output period).
+    provisional: bool,
+    last_reading_at: f64,
+    interp: Interpolator,
+    /// The re-timed reference on the capture clock: `rprime[0]` pairs with capture index
+    /// `rp_start`; the next sample to make pairs with `gen_next` and reads the reference at
+    /// (fractional) index `gen_pos`.
+    rprime: Vec<f32>,
+    rp_start: f64,
+    gen_next: f64,
+    gen_pos: f64,
     frame: Vec<f32>,
     since_metrics: u32,
     tap_dropped_seen: u64,
@@ -168,7 +184,7 @@ impl std::fmt::Debug for EchoStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EchoStage")
             .field("backend", &self.canceller.name())
-            .field("offset", &self.offset)
+            .field("provisional", &self.provisional)
             .finish_non_exhaustive()
     }
 }
@@ -203,7 +219,14 @@ impl EchoStage {
             cap_start: 0.0,
             in_ratio: f64::from(AEC_RATE_HZ) / f64::from(input_rate),
             out_ratio: f64::from(AEC_RATE_HZ) / f64::from(output_rate),
-            offset: None,
+            track: None,
+            provisional: true,
+            last_reading_at: 0.0,
+            interp: Interpolator::new(),
+            rprime: Vec::with_capacity(MAX_REFERENCE_AHEAD),
+            rp_start: 0.0,
+            gen_next: 0.0,
+            gen_pos: 0.0,
             frame: vec![0.0; AEC_FRAME],
             since_metrics: 0,
             tap_dropped_seen,
@@ -245,7 +268,8 @@ impl EchoStage {
     /// in whole 10 ms frames, to `output`.
     pub fn process(&mut self, input: &mut Vec<f32>, output: &mut Vec<f32>) {
         self.drain_tap();
-        self.update_offset();
+        self.update_track(self.cap_start + (self.pending.len() + input.len()) as f64);
+        self.generate();
         self.pending.append(input);
         let enabled = self.shared.enabled.load(Relaxed);
         let mut done = 0;
@@ -288,19 +312,19 @@ impl EchoStage {
         s.has_metrics.store(true, Relaxed);
     }
 
-    /// Feeds the reference frames due before the capture frame ending at `k_end`.
+    /// Feeds the re-timed reference frames due before the capture frame ending at `k_end`.
     fn feed_reference(&mut self, k_end: f64, enabled: bool) {
-        let Some(offset) = self.offset else {
+        if self.track.is_none() {
             return; // the output has not rendered yet: nothing to cancel
-        };
-        let j_end = k_end + offset + REFERENCE_LEAD;
+        }
+        let j_end = k_end + REFERENCE_LEAD;
         let mut fed = 0;
-        while self.ref16.len() - fed >= AEC_FRAME {
-            let start = self.ref_start + fed as f64;
+        while self.rprime.len() - fed >= AEC_FRAME {
+            let start = self.rp_start + fed as f64;
             if start + AEC_FRAME as f64 > j_end + 0.5 {
                 break;
             }
-            let frame = &self.ref16[fed..fed + AEC_FRAME];
+            let frame = &self.rprime[fed..fed + AEC_FRAME];
             if start + (AEC_FRAME as f64) < j_end - MAX_REFERENCE_LAG {
                 // Far too old for this capture: feeding it in a burst would only confuse
                 // the canceller's render buffer.
@@ -315,29 +339,97 @@ impl EchoStage {
             }
             fed += AEC_FRAME;
         }
-        self.ref16.drain(..fed);
-        self.ref_start += fed as f64;
-        let available_end = self.ref_start + self.ref16.len() as f64;
+        self.rprime.drain(..fed);
+        self.rp_start += fed as f64;
+        let available_end = self.rp_start + self.rprime.len() as f64;
         if enabled && available_end < j_end - LATE_SAMPLES {
             self.shared.reference_late_frames.fetch_add(1, Relaxed);
         }
     }
 
-    fn update_offset(&mut self) {
-        let Some(raw) = self.tap.clock().offset() else {
+    /// Takes the callbacks' pairing offset: a first raw reading at once, then every 0.5 s
+    /// the best (least stale) reading of the window into the drift fit.
+    fn update_track(&mut self, now: f64) {
+        let clock = self.tap.clock();
+        let Some(track) = self.track.as_mut() else {
+            if let Some(raw) = clock.offset() {
+                let raw = raw * self.out_ratio;
+                self.track = Some(OffsetTrack::new(now, raw));
+                self.provisional = true;
+                self.last_reading_at = now;
+                self.restart_generator(raw);
+            }
             return;
         };
-        let raw = raw * self.out_ratio;
-        self.offset = Some(match self.offset {
-            Some(smoothed) if (raw - smoothed).abs() <= REALIGN_SAMPLES => {
-                smoothed + OFFSET_SMOOTHING * (raw - smoothed)
-            }
-            Some(_) => {
+        if now - self.last_reading_at < OFFSET_WINDOW {
+            return;
+        }
+        let Some(reading) = clock.take_offset_max() else {
+            return;
+        };
+        let reading = reading * self.out_ratio;
+        self.last_reading_at = now;
+        let jumped = (reading - track.offset_at(now)).abs() > REALIGN_SAMPLES;
+        if self.provisional || jumped {
+            if jumped && !self.provisional {
                 self.shared.realignments.fetch_add(1, Relaxed);
-                raw
             }
-            None => raw,
-        });
+            self.track = Some(OffsetTrack::new(now, reading));
+            self.provisional = false;
+            self.restart_generator(reading);
+        } else {
+            track.add(now, reading);
+        }
+    }
+
+    /// Restarts the re-timed reference at the next capture sample to process.
+    fn restart_generator(&mut self, offset: f64) {
+        self.rprime.clear();
+        self.rp_start = self.cap_start + self.pending.len() as f64;
+        self.gen_next = self.rp_start;
+        self.gen_pos = self.gen_next + offset;
+    }
+
+    /// Re-times as much of the resampled reference onto the capture clock as is available.
+    fn generate(&mut self) {
+        let Some(track) = self.track.as_ref() else {
+            return;
+        };
+        let err = track.offset_at(self.gen_next) - (self.gen_pos - self.gen_next);
+        let step = 1.0 + track.slope() + (err / SLEW_SAMPLES).clamp(-MAX_SLEW, MAX_SLEW);
+        let reach = Interpolator::reach() as f64;
+        let first = self.ref_start + reach - 1.0;
+        if self.gen_pos < first {
+            // The reference for these positions is gone (dropped, or before a restart):
+            // skip ahead in one go; those capture frames get no reference.
+            let n = ((first - self.gen_pos) / step).ceil();
+            self.gen_pos += n * step;
+            self.gen_next += n;
+            self.rprime.clear();
+            self.rp_start = self.gen_next;
+            self.shared
+                .reference_dropped_frames
+                .fetch_add(n as u64, Relaxed);
+        }
+        while self.gen_pos - self.ref_start + reach < self.ref16.len() as f64 {
+            let s = self.interp.at(&self.ref16, self.gen_pos - self.ref_start);
+            self.rprime.push(s);
+            self.gen_next += 1.0;
+            self.gen_pos += step;
+        }
+        // Keep only the reference the next positions still reach.
+        let used = ((self.gen_pos - self.ref_start).floor() - reach).max(0.0) as usize;
+        let used = used.min(self.ref16.len());
+        self.ref16.drain(..used);
+        self.ref_start += used as f64;
+        if self.rprime.len() > MAX_REFERENCE_AHEAD {
+            let excess = self.rprime.len() - MAX_REFERENCE_AHEAD;
+            self.rprime.drain(..excess);
+            self.rp_start += excess as f64;
+            self.shared
+                .reference_dropped_frames
+                .fetch_add(excess as u64, Relaxed);
+        }
     }
 
     /// Moves every tapped block through the reference resampler into `ref16`.

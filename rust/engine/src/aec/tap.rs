@@ -18,7 +18,7 @@
 //! offset; when the clocks drift apart, the offset follows.
 
 use std::sync::atomic::{
-    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicBool, AtomicI64, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ use std::sync::Arc;
 const HEADER_WORDS: usize = 3;
 
 /// Counters shared by the output callback, the input callback and the reader.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EchoClock {
     /// Frames the output callback has rendered (and tapped or dropped) so far.
     output_frames: AtomicU64,
@@ -36,6 +36,22 @@ pub struct EchoClock {
     offset_valid: AtomicBool,
     /// Reference frames the tap dropped because its ring was full.
     pub dropped_frames: AtomicU64,
+    /// Largest offset published since the reader last took it, in 1/256 output frames
+    /// (`i64::MIN` = none). The output position an input callback sees is stale by up to
+    /// one output period, so the largest reading of a window is the most accurate one.
+    offset_max: AtomicI64,
+}
+
+impl Default for EchoClock {
+    fn default() -> Self {
+        Self {
+            output_frames: AtomicU64::new(0),
+            offset_bits: AtomicU64::new(0),
+            offset_valid: AtomicBool::new(false),
+            dropped_frames: AtomicU64::new(0),
+            offset_max: AtomicI64::new(i64::MIN),
+        }
+    }
 }
 
 impl EchoClock {
@@ -44,6 +60,12 @@ impl EchoClock {
         self.offset_valid
             .load(Acquire)
             .then(|| f64::from_bits(self.offset_bits.load(Relaxed)))
+    }
+
+    /// The largest offset published since the last call (output frames), if any.
+    pub fn take_offset_max(&self) -> Option<f64> {
+        let v = self.offset_max.swap(i64::MIN, Relaxed);
+        (v != i64::MIN).then(|| v as f64 / 256.0)
     }
 
     /// Frames the output has rendered so far.
@@ -143,6 +165,9 @@ impl InputClock {
         }
         let offset = rendered as f64 - self.queued as f64 * self.ratio;
         self.clock.offset_bits.store(offset.to_bits(), Relaxed);
+        self.clock
+            .offset_max
+            .fetch_max((offset * 256.0) as i64, Relaxed);
         self.clock.offset_valid.store(true, Release);
     }
 }
