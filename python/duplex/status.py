@@ -152,10 +152,14 @@ class StatusLine:
             (f"out {stats['output_rms_dbfs']:4.0f} dB", None),
             (f"buf {stats['playback_buffered_ms'] / 1000:4.1f} s", None),
             (f"underruns {underruns}", "red" if underruns else None),
-            # Echo cancellation: how much of the speaker's sound it takes out of the mic.
-            (f"echo -{stats.get('echo_erle_db', 0.0):.0f} dB" if stats.get("echo_cancellation") else "echo off",
-             None),
         ]
+        if "echo_cancellation" in stats:
+            # Echo cancellation: how much of the speaker's sound it takes out of the mic.
+            parts.append((f"echo -{stats['echo_erle_db']:.0f} dB" if stats["echo_cancellation"] else "echo off",
+                          None))
+            # It is the least important part: it gives way to the model's words.
+            if room - len("  ".join(p for p, _ in parts)) < 30 and self.model_text:
+                parts.pop()
         while len(parts) > 1 and len("  ".join(p for p, _ in parts)) > room:
             parts.pop()
         plain = "  ".join(p for p, _ in parts)
