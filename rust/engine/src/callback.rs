@@ -12,7 +12,7 @@ use cpal::{FromSample, Sample};
 
 use crate::aec::tap::{InputClock, ReferenceTap};
 use crate::capture::CaptureWriter;
-use crate::convert::rms_and_peak;
+use crate::convert::{rms_and_peak, sanitize_block};
 use crate::playback::PlaybackRenderer;
 use crate::stats::{CallbackTiming, SharedStats};
 
@@ -153,7 +153,8 @@ impl OutputCallback {
     }
 }
 
-/// The input callback: downmixes the device's frames to mono `f32` and queues them.
+/// The input callback: downmixes the device's frames to mono `f32`, replaces non-finite
+/// samples by 0.0 (counted in `SharedStats::nonfinite_samples`) and queues them.
 /// **Real time.**
 pub struct InputCallback {
     writer: CaptureWriter,
@@ -203,6 +204,7 @@ impl InputCallback {
         let started = self.probe.start(&self.stats.input_timing, frames);
         let mut level = Level::default();
         let scale = 1.0 / self.channels as f32;
+        let mut nonfinite = 0;
         for block in data.chunks(MAX_BLOCK_FRAMES * self.channels) {
             let n = block.len() / self.channels;
             for (m, frame) in self.mono[..n]
@@ -212,6 +214,9 @@ impl InputCallback {
                 // Average, so a signal on every channel keeps its level in mono.
                 *m = frame.iter().map(|&s| f32::from_sample(s)).sum::<f32>() * scale;
             }
+            // A NaN or inf from a broken driver (or an overflowing downmix) must never reach
+            // the reader's FFT resampler, which would panic and kill capture for good.
+            nonfinite += sanitize_block(&mut self.mono[..n]);
             level.add(&self.mono[..n]);
             let queued = self.writer.capture(&self.mono[..n]);
             if let Some(clock) = self.clock.as_mut() {
@@ -220,6 +225,9 @@ impl InputCallback {
         }
         if let Some(clock) = &self.clock {
             clock.publish();
+        }
+        if nonfinite > 0 {
+            self.stats.nonfinite_samples.fetch_add(nonfinite, Relaxed);
         }
         self.stats.input_rms.store(level.rms());
         self.stats.input_peak.store(level.peak);

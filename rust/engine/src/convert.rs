@@ -57,6 +57,38 @@ pub fn to_dbfs(amplitude: f32) -> f32 {
     }
 }
 
+/// Largest sample magnitude passed on to a resampler (24 dB above full scale). Anything
+/// louder clips at the 16-bit conversion anyway; bounding it keeps the FFT's sums finite.
+pub const MAX_SAMPLE_MAGNITUDE: f32 = 16.0;
+
+/// Makes one captured sample safe for the resampler: NaN and ±inf become 0.0 (returned as
+/// `None` so the caller can count them), finite values are clipped to
+/// ±[`MAX_SAMPLE_MAGNITUDE`]. Real-time safe.
+#[inline]
+pub fn sanitize_sample(s: f32) -> Option<f32> {
+    if s.is_finite() {
+        Some(s.clamp(-MAX_SAMPLE_MAGNITUDE, MAX_SAMPLE_MAGNITUDE))
+    } else {
+        None
+    }
+}
+
+/// Replaces every non-finite sample of `block` by 0.0 and clips the rest as
+/// [`sanitize_sample`] does; returns how many were replaced. Real-time safe.
+pub fn sanitize_block(block: &mut [f32]) -> u64 {
+    let mut replaced = 0;
+    for s in block.iter_mut() {
+        match sanitize_sample(*s) {
+            Some(v) => *s = v,
+            None => {
+                *s = 0.0;
+                replaced += 1;
+            }
+        }
+    }
+    replaced
+}
+
 /// RMS and peak (both linear) of a block.
 pub fn rms_and_peak(block: &[f32]) -> (f32, f32) {
     if block.is_empty() {
@@ -106,6 +138,20 @@ mod tests {
         let n = upmix_from_mono(&[0.25, -0.5], 3, &mut out);
         assert_eq!(n, 2);
         assert_eq!(out, [0.25, 0.25, 0.25, -0.5, -0.5, -0.5]);
+    }
+
+    #[test]
+    fn sanitize_replaces_non_finite_and_bounds_the_rest() {
+        let mut block = [
+            f32::NAN,
+            0.5,
+            f32::INFINITY,
+            -1e30,
+            f32::NEG_INFINITY,
+            -0.25,
+        ];
+        assert_eq!(sanitize_block(&mut block), 3);
+        assert_eq!(block, [0.0, 0.5, 0.0, -MAX_SAMPLE_MAGNITUDE, 0.0, -0.25]);
     }
 
     #[test]

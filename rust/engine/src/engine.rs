@@ -100,7 +100,37 @@ impl EngineConfig {
             return bad(format!("fade_ms must be in (0, 100], got {}", self.fade_ms));
         }
         if self.prebuffer_ms >= self.playback_buffer_ms {
-            return bad("prebuffer_ms must be smaller than playback_buffer_ms".into());
+            return bad(format!(
+                "prebuffer_ms ({}) must be smaller than playback_buffer_ms ({}); lower the \
+                 prebuffer or raise the buffer",
+                self.prebuffer_ms, self.playback_buffer_ms
+            ));
+        }
+        match &self.backend {
+            Backend::Cpal(c) => Self::validate_cpal(c),
+            Backend::Virtual(v) => v.validate(),
+        }
+    }
+
+    /// Real devices: a rate or period asked for must be one a sound card can have, so a typo
+    /// (`sample_rate=7`, `period_frames=0`) is refused instead of silently rounded.
+    fn validate_cpal(c: &CpalConfig) -> Result<()> {
+        if let Some(rate) = c.sample_rate {
+            if !(8_000..=384_000).contains(&rate) {
+                return Err(EngineError::InvalidInput(format!(
+                    "sample_rate {rate} Hz is not a device rate; use 8000..=384000 (e.g. 48000), \
+                     or leave it unset to use the device's own rate (the engine resamples)"
+                )));
+            }
+        }
+        if let Some(period) = c.period_frames {
+            let max = crate::callback::MAX_BLOCK_FRAMES as u32;
+            if !(16..=max).contains(&period) {
+                return Err(EngineError::InvalidInput(format!(
+                    "period_frames {period} is not supported; use 16..={max} (480 = 10 ms at \
+                     48 kHz), or leave it unset for about 10 ms"
+                )));
+            }
         }
         Ok(())
     }
@@ -417,6 +447,10 @@ impl Engine {
 
     fn start_virtual(&self, v: &VirtualConfig) -> Result<Session> {
         let input = v.prepare_input()?;
+        // NaN/inf in a WAV or an array were replaced when the clip was loaded.
+        self.stats
+            .nonfinite_samples
+            .fetch_add(input.nonfinite_replaced(), Relaxed);
         let (producer, out_cb) = self.make_output(v.sample_rate, v.channels)?;
         let (mut reader, in_cb) = self.make_input(v.sample_rate, v.channels)?;
         let (out_cb, in_cb) =
@@ -574,14 +608,20 @@ impl Engine {
         };
         session.running.store(false, Release);
         let handle = lock(&session.device).take();
-        match handle {
+        let result = match handle {
             Some(DeviceHandle::Virtual(mut v)) => v.stop(),
             Some(DeviceHandle::Cpal(mut supervisor)) => {
                 supervisor.stop(STOP_WAIT);
                 Ok(())
             }
             None => Ok(()),
+        };
+        // The callbacks have stopped: what is still queued will never play. Count it as
+        // flushed, so frames_pushed = frames_played + flushed_frames holds after a stop.
+        if let Some(p) = &session.producer {
+            lock(p).discard_on_stop();
         }
+        result
     }
 
     /// Stops the engine for good; every later call fails with [`EngineError::Closed`].
@@ -968,7 +1008,7 @@ impl Engine {
             .and_then(|x| x.producer.as_ref().zip(x.playback.as_ref()))
             .map(|(p, shared)| {
                 let turn = p.try_lock().map(|p| p.turn_progress()).unwrap_or_default();
-                (frames_ms(shared.queued_frames(), out_rate), turn)
+                (frames_ms(shared.buffered_frames(), out_rate), turn)
             })
             .unwrap_or_default();
         let capture_buffered_ms = session

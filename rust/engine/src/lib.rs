@@ -34,6 +34,7 @@ pub mod resample;
 pub mod rt_priority;
 pub mod stats;
 pub mod supervisor;
+pub mod virtual_config;
 pub mod virtual_device;
 pub mod wait;
 pub mod wav;

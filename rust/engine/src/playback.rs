@@ -14,11 +14,14 @@
 //! **Jitter buffer.** A turn starts playing when `prebuffer_frames` are queued or the turn has
 //! been marked complete ([`PlaybackProducer::end_turn`]). Running dry before the end of a
 //! complete turn is an underrun: counted, filled with silence, and the turn waits for the
-//! prebuffer again.
+//! prebuffer again. A producer that cannot fit its next chunk releases the prebuffer, so a
+//! prebuffer close to the ring size cannot leave both sides waiting for each other.
 //!
 //! [`render`]: PlaybackRenderer::render
 
-use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::Arc;
 
 use crate::convert::i16_to_f32;
@@ -40,6 +43,14 @@ pub struct PlaybackShared {
     consumed: AtomicU64,
     /// Where the last completed turn ends (producer only): play it out without prebuffering.
     turn_end: AtomicU64,
+    /// Device frames the producer's resampler still owes for input it has taken (producer
+    /// only): audio received by `play()` but not yet in the ring.
+    in_resampler: AtomicU64,
+    /// Set by the producer while a `play()` or `end_turn()` cannot fit (producer only): the
+    /// renderer then starts the turn without waiting for the prebuffer, or a prebuffer close
+    /// to the ring size (or a chunk larger than the free room) would wait forever on both
+    /// sides.
+    room_wanted: AtomicBool,
 }
 
 impl PlaybackShared {
@@ -48,6 +59,13 @@ impl PlaybackShared {
         self.pushed
             .load(Acquire)
             .saturating_sub(self.consumed.load(Acquire))
+    }
+
+    /// Everything received and not yet played or flushed: the ring plus the audio still in
+    /// the producer's resampler. This is the "buffered" of the accounting identity
+    /// `frames_pushed = frames_played + flushed_frames + buffered`.
+    pub fn buffered_frames(&self) -> u64 {
+        self.queued_frames() + self.in_resampler.load(Acquire)
     }
 }
 
@@ -86,6 +104,9 @@ pub fn playback_channel(
     let producer = PlaybackProducer {
         ring: tx,
         shared: Arc::clone(&shared),
+        stats: Arc::clone(&stats),
+        accounted: 0,
+        dropped_in_resampler: 0,
         resampler: StreamResampler::new(MODEL_RATE_HZ, device_rate)?,
         device_rate,
         scratch_in: Vec::new(),
@@ -117,6 +138,11 @@ pub fn playback_channel(
 pub struct PlaybackProducer {
     ring: rtrb::Producer<f32>,
     shared: Arc<PlaybackShared>,
+    stats: Arc<SharedStats>,
+    /// This producer's contribution to `SharedStats::frames_pushed` so far.
+    accounted: u64,
+    /// Device frames an interrupt dropped from the resampler (counted as flushed).
+    dropped_in_resampler: u64,
     resampler: StreamResampler,
     device_rate: u32,
     scratch_in: Vec<f32>,
@@ -185,8 +211,10 @@ impl PlaybackProducer {
     pub fn try_play(&mut self, pcm: &[i16]) -> Result<bool> {
         self.check_fits(pcm.len())?;
         if self.free_frames() < self.frames_needed(pcm.len()) {
+            self.shared.room_wanted.store(true, Release);
             return Ok(false);
         }
+        self.shared.room_wanted.store(false, Relaxed);
         if !self.in_turn {
             self.in_turn = true;
             self.turn_start = self.shared.pushed.load(Relaxed);
@@ -199,7 +227,30 @@ impl PlaybackProducer {
             .process(&self.scratch_in, &mut self.scratch_out);
         self.turn_received += pcm.len() as u64;
         self.push_scratch();
+        self.account();
         Ok(true)
+    }
+
+    /// Publishes what the resampler holds and brings `SharedStats::frames_pushed` up to
+    /// `pushed + in resampler + dropped from the resampler`, so the accounting identity holds
+    /// after every producer call. The resampler's tail can come out a frame shorter or
+    /// longer than its estimate, so the delta may be negative.
+    fn account(&mut self) {
+        let in_resampler = self.resampler.tail_frames() as u64;
+        self.shared.in_resampler.store(in_resampler, Release);
+        let total = self.shared.pushed.load(Relaxed) + in_resampler + self.dropped_in_resampler;
+        let delta = total.wrapping_sub(self.accounted);
+        // Two's complement: adding a wrapped negative delta subtracts.
+        self.stats.frames_pushed.fetch_add(delta, Relaxed);
+        self.accounted = total;
+    }
+
+    /// Frames received and not yet played or flushed (ring plus resampler), for `stop()`:
+    /// once the device has stopped they are discarded, and counted as flushed.
+    pub fn discard_on_stop(&mut self) -> u64 {
+        let left = self.shared.buffered_frames();
+        self.stats.flushed_frames.fetch_add(left, Relaxed);
+        left
     }
 
     fn push_scratch(&mut self) {
@@ -216,11 +267,14 @@ impl PlaybackProducer {
     /// ring has no room for the tail yet (retry).
     pub fn try_end_turn(&mut self) -> Result<bool> {
         if self.free_frames() < self.resampler.tail_frames() {
+            self.shared.room_wanted.store(true, Release);
             return Ok(false);
         }
+        self.shared.room_wanted.store(false, Relaxed);
         self.scratch_out.clear();
         self.resampler.flush(&mut self.scratch_out);
         self.push_scratch();
+        self.account();
         self.shared
             .turn_end
             .store(self.shared.pushed.load(Relaxed), Release);
@@ -230,18 +284,30 @@ impl PlaybackProducer {
 
     /// Flushes playback: everything pushed so far is discarded by the renderer at its next
     /// period, after a short fade. Audio pushed after this call is kept. Returns at once.
+    ///
+    /// `discarded_ms` counts what this call newly discards: the ring from the later of the
+    /// play position and an earlier, not yet carried out flush mark (so a second interrupt
+    /// does not report the first one's audio again), plus what the resampler still held.
     pub fn interrupt(&mut self) -> InterruptReport {
         let pushed = self.shared.pushed.load(Relaxed);
         let consumed = self.shared.consumed.load(Acquire);
         let report = self.report(consumed, pushed);
+        let already_flushed = self.shared.flush_to.load(Relaxed).max(consumed);
+        // Audio still inside the resampler never reaches the ring: it is flushed here, and
+        // counted, or it would be neither played nor flushed (10 ms per interrupt at 48 kHz).
+        let in_resampler = self.resampler.tail_frames() as u64;
         self.shared.flush_to.store(pushed, Release);
+        self.shared.room_wanted.store(false, Relaxed);
         self.resampler.reset();
+        self.dropped_in_resampler += in_resampler;
+        self.stats.flushed_frames.fetch_add(in_resampler, Relaxed);
+        self.account();
         self.in_turn = false;
         self.turn_start = pushed;
         self.turn_received = 0;
+        let discarded = pushed.saturating_sub(already_flushed) + in_resampler;
         InterruptReport {
-            discarded_ms: pushed.saturating_sub(consumed) as f64 * 1000.0
-                / f64::from(self.device_rate),
+            discarded_ms: discarded as f64 * 1000.0 / f64::from(self.device_rate),
             ..report
         }
     }
@@ -388,7 +454,10 @@ impl PlaybackRenderer {
     fn render_waiting(&mut self, out: &mut [f32]) -> usize {
         let queued = self.ring.slots();
         let turn_end = self.shared.turn_end.load(Acquire);
-        if queued > 0 && (queued >= self.prebuffer_frames || turn_end > self.consumed) {
+        let producer_blocked = self.shared.room_wanted.load(Acquire);
+        if queued > 0
+            && (queued >= self.prebuffer_frames || turn_end > self.consumed || producer_blocked)
+        {
             self.state = RenderState::Playing;
             self.ramp_in_pos = 0;
             return 0;

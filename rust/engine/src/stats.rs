@@ -144,8 +144,16 @@ pub struct SharedStats {
     pub underrun_silence_frames: AtomicU64,
     /// Flushes the output callback has carried out.
     pub flushes: AtomicU64,
-    /// Frames of queued audio discarded by flushes.
+    /// Frames of queued audio discarded unplayed: by flushes (including audio still inside
+    /// the playback resampler) and by `stop()`.
     pub flushed_frames: AtomicU64,
+    /// Device frames of model audio that entered the playback path: pushed into the ring,
+    /// or still in the resampler when an interrupt dropped it. At every moment
+    /// `frames_pushed = frames_played + flushed_frames + buffered` (ring and resampler).
+    pub frames_pushed: AtomicU64,
+    /// Captured samples that were NaN or ±inf (a broken driver, a float WAV, an array) and
+    /// were replaced by 0.0 before reaching the resampler.
+    pub nonfinite_samples: AtomicU64,
     /// Device error episodes: errors the backend reported (xruns, device loss, ...), with a
     /// burst of errors less than 100 ms apart counted once.
     pub device_errors: AtomicU64,

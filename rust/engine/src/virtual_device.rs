@@ -6,7 +6,6 @@
 //! cpal would, at the same period. Its own file and memory writes happen on a separate sink
 //! thread, fed through an SPSC ring, so the device thread stays lock- and allocation-free.
 
-use std::path::PathBuf;
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
@@ -16,161 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::callback::{InputCallback, OutputCallback};
 use crate::error::{EngineError, Result};
-use crate::wav::{
-    create_wav_writer, f32_sample_to_i16, read_wav_mono, resample_all, wav_write_error,
-};
-
-/// Where the virtual device's input comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum VirtualInput {
-    /// Digital silence.
-    Silence,
-    /// A sine tone.
-    Tone {
-        /// Frequency in Hz.
-        freq_hz: f32,
-        /// Linear amplitude (1.0 = full scale).
-        amplitude: f32,
-    },
-    /// Mono samples in [-1, 1] at `rate_hz` (resampled to the device rate if needed).
-    Samples {
-        /// The samples.
-        samples: Vec<f32>,
-        /// Their sample rate.
-        rate_hz: u32,
-    },
-    /// A WAV file (16/24/32-bit PCM or 32-bit float, any rate and channel count).
-    Wav(PathBuf),
-}
-
-/// Where the virtual device's output goes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum VirtualOutput {
-    /// Thrown away.
-    Discard,
-    /// Kept in memory; read it with [`crate::Engine::recording`].
-    Memory,
-    /// Written to a 16-bit WAV file at the device rate and channel count.
-    Wav(PathBuf),
-}
-
-/// Settings of the virtual device.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VirtualConfig {
-    /// Device sample rate in Hz.
-    pub sample_rate: u32,
-    /// Channels of both input and output.
-    pub channels: u16,
-    /// Frames per period (per callback).
-    pub period_frames: u32,
-    /// Input source.
-    pub input: VirtualInput,
-    /// Repeat a finite input instead of going silent at its end.
-    pub input_loop: bool,
-    /// Echo path: the output is added to the input after this delay (at least one period).
-    pub loopback_delay_ms: Option<f64>,
-    /// Gain of the echo path.
-    pub loopback_gain: f32,
-    /// Output sink.
-    pub output: VirtualOutput,
-    /// 1.0 = real time, 10.0 = ten times faster, 0.0 = as fast as possible.
-    pub speed: f64,
-    /// Clock error of the simulated device, parts per million (positive = slow clock).
-    pub clock_skew_ppm: f64,
-    /// Every this many periods the device thread misses its deadline by `stall_ms`.
-    pub stall_every_periods: u32,
-    /// How late a missed deadline is, in milliseconds.
-    pub stall_ms: f64,
-}
-
-impl Default for VirtualConfig {
-    fn default() -> Self {
-        Self {
-            sample_rate: 48_000,
-            channels: 1,
-            period_frames: 480,
-            input: VirtualInput::Silence,
-            input_loop: false,
-            loopback_delay_ms: None,
-            loopback_gain: 1.0,
-            output: VirtualOutput::Memory,
-            speed: 1.0,
-            clock_skew_ppm: 0.0,
-            stall_every_periods: 0,
-            stall_ms: 0.0,
-        }
-    }
-}
-
-impl VirtualConfig {
-    /// Checks the settings and loads the input at the device rate.
-    ///
-    /// # Errors
-    /// [`EngineError::InvalidInput`] for unusable numbers, [`EngineError::Wav`] for a bad file.
-    pub fn prepare_input(&self) -> Result<PreparedInput> {
-        if !(8_000..=384_000).contains(&self.sample_rate) {
-            return Err(EngineError::InvalidInput(format!(
-                "virtual device sample_rate {} Hz is not supported; use 8000..=384000 (e.g. 48000)",
-                self.sample_rate
-            )));
-        }
-        if self.channels == 0 || self.channels > 32 {
-            return Err(EngineError::InvalidInput(format!(
-                "virtual device channels must be 1..=32, got {}",
-                self.channels
-            )));
-        }
-        let max_period = crate::callback::MAX_BLOCK_FRAMES as u32;
-        if self.period_frames < 16 || self.period_frames > max_period {
-            return Err(EngineError::InvalidInput(format!(
-                "period of {} frames is not supported; use 16..={max_period} (480 = 10 ms at 48 kHz)",
-                self.period_frames
-            )));
-        }
-        if !(self.speed >= 0.0 && self.speed.is_finite()) {
-            return Err(EngineError::InvalidInput(format!(
-                "speed must be 0 (as fast as possible) or a positive factor, got {}",
-                self.speed
-            )));
-        }
-        let rate = self.sample_rate;
-        Ok(match &self.input {
-            VirtualInput::Silence => PreparedInput::Silence,
-            VirtualInput::Tone { freq_hz, amplitude } => {
-                if !(*freq_hz > 0.0 && *freq_hz < rate as f32 / 2.0) {
-                    return Err(EngineError::InvalidInput(format!(
-                        "tone frequency {freq_hz} Hz must be between 0 and half the sample rate ({} Hz)",
-                        rate / 2
-                    )));
-                }
-                PreparedInput::Tone {
-                    phase_step: 2.0 * std::f64::consts::PI * f64::from(*freq_hz) / f64::from(rate),
-                    amplitude: *amplitude,
-                }
-            }
-            VirtualInput::Samples { samples, rate_hz } => {
-                PreparedInput::Clip(resample_all(samples, *rate_hz, rate)?)
-            }
-            VirtualInput::Wav(path) => PreparedInput::Clip(read_wav_mono(path, rate)?),
-        })
-    }
-}
-
-/// The input source, loaded and at the device rate.
-#[derive(Debug)]
-pub enum PreparedInput {
-    /// Silence.
-    Silence,
-    /// A sine generator.
-    Tone {
-        /// Radians per frame.
-        phase_step: f64,
-        /// Linear amplitude.
-        amplitude: f32,
-    },
-    /// A finite clip.
-    Clip(Vec<f32>),
-}
+pub use crate::virtual_config::{PreparedInput, VirtualConfig, VirtualInput, VirtualOutput};
+use crate::wav::{create_wav_writer, f32_sample_to_i16, wav_write_error};
 
 /// State the virtual device shares with the engine.
 #[derive(Debug, Default)]
@@ -202,6 +48,7 @@ impl VirtualDevice {
     /// Starts the device thread (and the sink thread) with the given callbacks.
     ///
     /// # Errors
+    /// [`EngineError::InvalidInput`] for settings out of range,
     /// [`EngineError::Wav`] when the output WAV file cannot be created.
     pub fn start(
         config: &VirtualConfig,
@@ -210,6 +57,7 @@ impl VirtualDevice {
         output_cb: OutputCallback,
         shared: Arc<VirtualShared>,
     ) -> Result<Self> {
+        config.validate()?;
         let channels = usize::from(config.channels);
         let period = config.period_frames as usize;
         // A few seconds of slack between the device clock and the file or memory sink.
@@ -296,6 +144,9 @@ impl VirtualDevice {
     pub fn stop(&mut self) -> Result<()> {
         self.shared.stop.store(true, Release);
         if let Some(t) = self.device_thread.take() {
+            // The clock sleeps in `park_timeout`: wake it so stop() never waits out a period,
+            // however slow, skewed or stalled the simulated clock is.
+            t.thread().unpark();
             let _ = t.join();
         }
         match self.sink_thread.take() {
@@ -348,10 +199,7 @@ impl DeviceLoop {
     ) -> Self {
         let channels = usize::from(config.channels);
         let period = config.period_frames as usize;
-        let history_len = config
-            .loopback_delay_ms
-            .map(|ms| ((ms / 1000.0 * f64::from(config.sample_rate)).round() as usize).max(period))
-            .unwrap_or(0);
+        let history_len = config.loopback_history_frames();
         Self {
             channels,
             period,
@@ -359,7 +207,7 @@ impl DeviceLoop {
             period_ns: period as f64 * 1e9 / f64::from(config.sample_rate)
                 * (1.0 + config.clock_skew_ppm * 1e-6),
             stall_every: u64::from(config.stall_every_periods),
-            stall: Duration::from_secs_f64(config.stall_ms.max(0.0) / 1000.0),
+            stall: Duration::try_from_secs_f64(config.stall_ms / 1000.0).unwrap_or_default(),
             input,
             input_loop: config.input_loop,
             input_pos: 0,
@@ -387,7 +235,7 @@ impl DeviceLoop {
                 self.tone_phase = (self.tone_phase + phase_step) % (2.0 * std::f64::consts::PI);
                 s
             }
-            PreparedInput::Clip(clip) => {
+            PreparedInput::Clip { samples: clip, .. } => {
                 if self.input_pos >= clip.len() {
                     if self.input_loop && !clip.is_empty() {
                         self.input_pos = 0;
@@ -441,23 +289,36 @@ impl DeviceLoop {
                 if self.stall_every > 0 && periods % self.stall_every == 0 {
                     late_by += self.stall;
                 }
-                let due = start
-                    + Duration::from_nanos((periods as f64 * self.period_ns / self.speed) as u64)
-                    + late_by;
-                let now = Instant::now();
-                if due > now {
-                    std::thread::sleep(due - now);
-                }
+                let elapsed =
+                    Duration::from_nanos((periods as f64 * self.period_ns / self.speed) as u64);
+                self.sleep_until(start, elapsed + late_by);
             } else {
                 self.wait_for_reader();
             }
         }
     }
 
+    /// Sleeps until `start + offset`, waking at once when the device is stopped
+    /// ([`VirtualDevice::stop`] unparks this thread). A far-off deadline (an offset that
+    /// does not fit an `Instant`) is treated as "until stopped".
+    fn sleep_until(&self, start: Instant, offset: Duration) {
+        let due = start.checked_add(offset);
+        while !self.shared.stop.load(Acquire) {
+            let now = Instant::now();
+            let wait = match due {
+                Some(due) if due <= now => return,
+                Some(due) => due - now,
+                None => Duration::from_secs(3600),
+            };
+            // May wake early (spuriously or by unpark); the loop re-checks both conditions.
+            std::thread::park_timeout(wait);
+        }
+    }
+
     /// As fast as possible, but never faster than the reader takes the audio away: always
     /// for a finite input (a WAV or samples are never lost), otherwise once something reads.
     fn wait_for_reader(&self) {
-        let finite_input = matches!(self.input, PreparedInput::Clip(_));
+        let finite_input = matches!(self.input, PreparedInput::Clip { .. });
         while (finite_input || self.shared.reader_active.load(Relaxed))
             && self.input_cb.free_frames() < self.period
             && !self.shared.stop.load(Acquire)

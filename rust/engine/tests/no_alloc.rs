@@ -1,5 +1,6 @@
 //! Proof that the callback bodies never allocate: capture, render, overflow, underrun,
-//! prebuffering, flush and fade, in several sample formats and channel counts.
+//! prebuffering, flush and fade, non-finite input, in several sample formats and channel
+//! counts.
 //!
 //! The test binary installs `assert_no_alloc`'s allocator; with its `warn_debug` feature a
 //! violation is counted instead of aborting, and the count must stay zero.
@@ -38,6 +39,15 @@ fn callbacks_never_allocate() {
     let mut out_i32 = vec![0i32; 1_024 * 2 + 6]; // odd, larger-than-period buffer
     let input_f32 = vec![0.25f32; 960];
     let input_i16 = vec![1_000i16; 960];
+    // A broken driver: NaN, ±inf and overflowing values, replaced and counted in place.
+    let input_bad: Vec<f32> = (0..960)
+        .map(|i| match i % 4 {
+            0 => f32::NAN,
+            1 => f32::INFINITY,
+            2 => f32::MAX,
+            _ => 0.5,
+        })
+        .collect();
 
     let mut rounds = 0;
     for round in 0..200 {
@@ -64,6 +74,7 @@ fn callbacks_never_allocate() {
             // The capture ring (100 ms) overflows regularly between reads.
             in_cb.process(&input_f32);
             in_cb.process(&input_i16);
+            in_cb.process(&input_bad);
         });
         rounds += 1;
     }
@@ -82,6 +93,10 @@ fn callbacks_never_allocate() {
     assert!(
         tap_reader.clock().offset().is_some(),
         "the input callback published the pairing"
+    );
+    assert!(
+        stats.nonfinite_samples.load(Relaxed) > 0,
+        "non-finite input"
     );
     assert_eq!(violation_count(), 0, "a callback allocated");
 }
