@@ -167,6 +167,19 @@ class Stats:
         )
 
 
+def _matching_virtual(device: VirtualDevice, **asked: int | None) -> VirtualDevice:
+    """``device``, after checking that ``sample_rate``/``period_frames`` given to
+    :class:`AudioEngine` agree with it (they used to be ignored silently)."""
+    for name, value in asked.items():
+        own = getattr(device, name)
+        if value is not None and value != own:
+            raise InvalidInputError(
+                f"AudioEngine({name}={value!r}) conflicts with the VirtualDevice's {name}={own!r}; "
+                f"set {name} on the VirtualDevice (or leave it unset on AudioEngine)"
+            )
+    return device
+
+
 def _as_pcm(pcm: Pcm) -> bytes | bytearray | np.ndarray:
     if isinstance(pcm, memoryview):
         return pcm.tobytes()
@@ -185,8 +198,10 @@ class AudioEngine:
         ``"cpal"`` (real devices), ``"virtual"`` (a default :class:`VirtualDevice`), or a
         :class:`VirtualDevice` instance.
     sample_rate, period_frames
-        Ask real devices for this rate and callback size (default: the device's own rate,
-        about 10 ms). The engine resamples, so leave these unset unless you must.
+        Ask real devices for this rate (8000..384000 Hz) and callback size (16..4096
+        frames; default: the device's own rate, about 10 ms). The engine resamples, so leave
+        these unset unless you must. With ``backend="virtual"`` they set the virtual
+        device's format; with a :class:`VirtualDevice` they must agree with its own.
     chunk_ms
         Length of each capture chunk (16 kHz, 16-bit mono); 20-40 ms suits the Live API.
     prebuffer_ms
@@ -237,9 +252,12 @@ class AudioEngine:
         if input_device == "virtual" or output_device == "virtual":
             backend = "virtual"
         if isinstance(backend, VirtualDevice):
-            virtual = backend
+            virtual = _matching_virtual(backend, sample_rate=sample_rate, period_frames=period_frames)
         elif backend == "virtual":
-            virtual = VirtualDevice()
+            # The virtual device has no other device to ask: these settings are its format.
+            virtual = VirtualDevice(
+                **{k: v for k, v in (("sample_rate", sample_rate), ("period_frames", period_frames)) if v is not None}
+            )
         elif backend == "cpal":
             virtual = None
         else:

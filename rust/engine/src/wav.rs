@@ -65,18 +65,16 @@ pub fn read_wav_mono_counted(path: &Path, rate: u32) -> Result<(Vec<f32>, u64)> 
         rate,
         &format!("WAV file '{}'", path.display()),
     )?;
-    let samples: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => reader
-            .into_samples::<f32>()
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| wav_decode_error(path, &e))?,
+    let mut samples: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => read_to_end(reader.into_samples::<f32>(), path)?,
         (hound::SampleFormat::Int, bits @ (16 | 24 | 32)) => {
             let scale = 1.0 / (1u64 << (bits - 1)) as f32;
-            reader
-                .into_samples::<i32>()
-                .map(|s| s.map(|v| v as f32 * scale))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| wav_decode_error(path, &e))?
+            read_to_end(
+                reader
+                    .into_samples::<i32>()
+                    .map(|s| s.map(|v| v as f32 * scale)),
+                path,
+            )?
         }
         (format, bits) => {
             return Err(EngineError::Wav(format!(
@@ -86,6 +84,7 @@ pub fn read_wav_mono_counted(path: &Path, rate: u32) -> Result<(Vec<f32>, u64)> 
             )))
         }
     };
+    samples.truncate(samples.len() / channels * channels);
     let mono: Vec<f32> = samples
         .chunks_exact(channels)
         .map(|frame| frame.iter().sum::<f32>() / channels as f32)
@@ -109,6 +108,24 @@ fn check_clip_length(frames: u64, from: u32, to: u32, what: &str) -> Result<()> 
         )));
     }
     Ok(())
+}
+
+/// Collects samples until the data ends. A data chunk that ends before its header says
+/// (streaming writers put 0xFFFFFFFF there) is read to the end of the file, as sox and
+/// ffmpeg do; a malformed sample is an error.
+fn read_to_end<I>(samples: I, path: &Path) -> Result<Vec<f32>>
+where
+    I: Iterator<Item = hound::Result<f32>>,
+{
+    let mut out = Vec::new();
+    for s in samples {
+        match s {
+            Ok(v) => out.push(v),
+            Err(hound::Error::IoError(_)) => break,
+            Err(e) => return Err(wav_decode_error(path, &e)),
+        }
+    }
+    Ok(out)
 }
 
 fn wav_decode_error(path: &Path, e: &hound::Error) -> EngineError {
