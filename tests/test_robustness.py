@@ -104,6 +104,7 @@ def test_nan_and_inf_in_the_input_are_replaced_and_capture_lives_on(tmp_path, so
         assert len(chunks) == 49
         loud = np.concatenate(chunks[5:45]).astype(np.float64) / 32768
         assert 0.3 < np.sqrt(np.mean(loud**2)) < 0.4  # the sine, not zeros or garbage
+        assert engine.stats().nonfinite_samples == 3
 
 
 @pytest.mark.parametrize(
@@ -131,6 +132,30 @@ def test_a_second_interrupt_does_not_repeat_the_first_ones_discarded_audio(virtu
     second = engine.interrupt()
     assert first.discarded_ms > 1_000
     assert second.discarded_ms == 0.0
+
+
+def test_every_pushed_frame_is_played_flushed_or_buffered_over_a_random_session(virtual_engine):
+    # Every interrupt used to lose the 10 ms inside the playback resampler.
+    rng = np.random.default_rng(10)
+    engine = virtual_engine(speed=20, prebuffer_ms=40, output=None)
+    interrupts = 0
+    for _ in range(120):
+        action = rng.integers(0, 6)
+        if action <= 2:
+            engine.play(to_i16(sine(24_000, 300, rng.uniform(0.005, 0.3))))
+        elif action == 3:
+            engine.end_turn()
+        elif action == 4:
+            engine.interrupt()
+            interrupts += 1
+        else:
+            time.sleep(rng.uniform(0, 0.02))
+    engine.stop()
+    s = engine.stats()
+    assert interrupts > 10
+    assert s.playback_buffered_frames == 0
+    assert s.frames_flushed > 0 and s.frames_played > 0
+    assert s.frames_pushed == s.frames_played + s.frames_flushed
 
 
 def test_a_wav_whose_header_claims_more_data_than_the_file_has_is_read_to_its_end(tmp_path):

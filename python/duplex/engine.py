@@ -81,6 +81,12 @@ class Stats:
     callback interval from the nominal period. ``period_frames`` is what the device really
     delivers per callback once it runs. ``device_errors`` counts error episodes (a burst of
     callbacks within 100 ms is one); ``device_error_callbacks`` counts every one.
+
+    Playback accounting, in device frames: ``frames_pushed = frames_played + frames_flushed
+    + playback_buffered_frames``, exactly when the engine is idle or stopped (while it runs
+    the terms are read microseconds apart). Flushed audio is what an interrupt or ``stop()``
+    discarded unplayed. ``nonfinite_samples`` counts captured NaN/inf samples (a broken
+    driver, a float WAV or an array), replaced by silence before they reach the resampler.
     """
 
     input_rate_hz: int
@@ -91,6 +97,7 @@ class Stats:
     frames_captured: int
     capture_overflows: int
     capture_overflow_frames: int
+    nonfinite_samples: int
     chunks_read: int
     frames_played: int
     frames_rendered: int
@@ -98,6 +105,9 @@ class Stats:
     underrun_silence_ms: float
     flushes: int
     flushed_ms: float
+    frames_pushed: int
+    frames_flushed: int
+    playback_buffered_frames: int
     output_callbacks: int
     input_callbacks: int
     callback_p50_us: float

@@ -1003,14 +1003,15 @@ impl Engine {
         let in_rate = f64::from(params.input_rate.max(1));
         let frames_ms = |frames: u64, rate: f64| frames as f64 * 1000.0 / rate;
         let echo = self.echo.snapshot();
-        let (playback_buffered_ms, turn) = session
+        let (playback_buffered_frames, turn) = session
             .as_ref()
             .and_then(|x| x.producer.as_ref().zip(x.playback.as_ref()))
             .map(|(p, shared)| {
                 let turn = p.try_lock().map(|p| p.turn_progress()).unwrap_or_default();
-                (frames_ms(shared.buffered_frames(), out_rate), turn)
+                (shared.buffered_frames(), turn)
             })
             .unwrap_or_default();
+        let playback_buffered_ms = frames_ms(playback_buffered_frames, out_rate);
         let capture_buffered_ms = session
             .as_ref()
             .and_then(|x| x.reader.as_ref())
@@ -1034,6 +1035,7 @@ impl Engine {
             frames_captured: s.frames_captured.load(Relaxed),
             capture_overflows: s.capture_overflows.load(Relaxed),
             capture_overflow_frames: s.capture_overflow_frames.load(Relaxed),
+            nonfinite_samples: s.nonfinite_samples.load(Relaxed),
             chunks_read: s.chunks_read.load(Relaxed),
             frames_played: s.frames_played.load(Relaxed),
             frames_rendered: s.frames_rendered.load(Relaxed),
@@ -1041,6 +1043,9 @@ impl Engine {
             underrun_silence_ms: frames_ms(s.underrun_silence_frames.load(Relaxed), out_rate),
             flushes: s.flushes.load(Relaxed),
             flushed_ms: frames_ms(s.flushed_frames.load(Relaxed), out_rate),
+            frames_pushed: s.frames_pushed.load(Relaxed),
+            frames_flushed: s.flushed_frames.load(Relaxed),
+            playback_buffered_frames,
             output_callbacks: ot.callbacks.load(Relaxed),
             input_callbacks: it.callbacks.load(Relaxed),
             callback_p50_us: ot.duration.quantile_ns(0.5) / 1e3,

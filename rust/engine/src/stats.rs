@@ -191,6 +191,8 @@ pub struct Stats {
     pub frames_captured: u64,
     pub capture_overflows: u64,
     pub capture_overflow_frames: u64,
+    /// Captured samples that were NaN or ±inf and were replaced by 0.0.
+    pub nonfinite_samples: u64,
     pub chunks_read: u64,
     pub frames_played: u64,
     pub frames_rendered: u64,
@@ -198,6 +200,14 @@ pub struct Stats {
     pub underrun_silence_ms: f64,
     pub flushes: u64,
     pub flushed_ms: f64,
+    /// Device frames of model audio that entered the playback path. Exactly
+    /// `frames_played + frames_flushed + playback_buffered_frames` when the engine is idle
+    /// or stopped; while it runs, the three are read microseconds apart.
+    pub frames_pushed: u64,
+    /// Device frames discarded unplayed, by interrupts (ring and resampler) and by `stop()`.
+    pub frames_flushed: u64,
+    /// Device frames received and not yet played: the ring plus the playback resampler.
+    pub playback_buffered_frames: u64,
     pub output_callbacks: u64,
     pub input_callbacks: u64,
     pub callback_p50_us: f64,
