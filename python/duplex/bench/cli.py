@@ -67,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-extra", action="store_true",
                         help="do not run the resampler and scale benchmarks")
     parser.add_argument("--list", action="store_true", help="list scenarios and implementations, then exit")
+    parser.add_argument("--soak", type=float, metavar="MINUTES",
+                        help="run only the soak: MINUTES of simulated conversation with interrupts on the "
+                        "virtual device, faster than real time, checking that memory, threads and file "
+                        "descriptors stay flat and every frame is accounted (exit 1 if not)")
 
 
 #: Wall time of the extra benchmarks in quick mode, measured with ``duplex bench --quick`` on
@@ -127,6 +131,14 @@ def run(args: argparse.Namespace) -> int:
         for name in IMPLEMENTATIONS:
             print(f"implementation  {name:<12} {IMPLEMENTATION_NOTES.get(name, '')}")
         return 0
+    if getattr(args, "soak", None) is not None:
+        from .soak import run_soak
+
+        if not (args.soak > 0 and args.soak < 1e6):
+            raise SystemExit("duplex bench: --soak takes a number of simulated minutes > 0, e.g. 60")
+        result = run_soak(args.soak, progress=True)
+        print(result.summary())
+        return 0 if result.ok else 1
     quick = bool(args.quick)
     scenarios = _names(args.scenarios) or (QUICK_SCENARIOS if quick else DEFAULT_SCENARIOS)
     impls = _names(getattr(args, "implementations", None)) or DEFAULT_IMPLEMENTATIONS
