@@ -151,8 +151,10 @@ def test_largest_timeout_is_accepted() -> None:
 
 
 def test_play_timeout_message_reports_the_callers_timeout() -> None:
+    # A slow clock (a 10 ms period takes 100 ms): a blocked play() releases the prebuffer,
+    # so the turn starts, but 0.4 s plays only 40 ms, far from the 240 ms of room needed.
     engine = duplex.AudioEngine(
-        backend=duplex.VirtualDevice(speed=1), playback_buffer_ms=400, prebuffer_ms=300
+        backend=duplex.VirtualDevice(speed=0.1), playback_buffer_ms=400, prebuffer_ms=300
     ).start()
     try:
         engine.play(np.zeros(7200, dtype=np.int16))  # 300 ms: the ring is nearly full

@@ -35,7 +35,7 @@ def refused(match: str, **virtual) -> None:
         ({"clock_skew_ppm": 1e12}, "clock_skew_ppm"),  # hung close()
         ({"speed": 1e-9}, "speed"),  # hung close()
         ({"input": duplex.Tone(440, float("nan"))}, "amplitude"),  # killed capture
-        ({"input": duplex.Tone(float("nan"), 0.5)}, "frequency"),
+        ({"input": duplex.Tone(float("nan"), 0.5)}, "freq_hz|frequency"),
         ({"input": np.zeros(100, np.float32), "input_rate": 0}, "input_rate"),
         ({"period_frames": 0}, "period_frames"),
     ],
