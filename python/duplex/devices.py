@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import _engine
-from .errors import InvalidInputError
+from .errors import ArgumentTypeError, InvalidInputError
 
 __all__ = ["DeviceInfo", "Tone", "VirtualDevice", "devices"]
 
@@ -154,7 +154,7 @@ class VirtualDevice:
 
         if isinstance(source, np.ndarray):
             if source.ndim != 1:
-                raise ValueError(
+                raise InvalidInputError(
                     f"a virtual input array must be 1-D (mono), got shape {source.shape}"
                 )
             if source.dtype == np.int16:
@@ -162,14 +162,14 @@ class VirtualDevice:
             elif np.issubdtype(source.dtype, np.floating):
                 samples = source.astype(np.float32)
             else:
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"a virtual input array must be float or int16, got dtype {source.dtype}"
                 )
             rate = self.sample_rate if self.input_rate is None else self.input_rate
             return ("samples", np.ascontiguousarray(samples), rate)
         if isinstance(source, (str, os.PathLike)):
             return ("wav", os.fspath(source))
-        raise TypeError(
+        raise ArgumentTypeError(
             "virtual input must be None, a WAV path, a duplex.Tone or a numpy array, "
             f"got {type(source).__name__}"
         )
