@@ -56,9 +56,11 @@ fn device() -> impl Strategy<Value = Device> {
             8_000u32, 16_000, 22_050, 24_000, 44_100, 48_000, 96_000,
         ]),
         1u16..=3,
-        1u32..=2_000, // ring, ms (a 3 s chunk never fits)
-        0u32..=400,   // prebuffer, ms
-        1u32..=20,    // fade, ms
+        // Ring, ms: from the engine's minimum (100: below it the resampler's end-of-turn tail
+        // can be larger than the whole ring) to 2 s (a 3 s chunk never fits).
+        100u32..=2_000,
+        0u32..=400, // prebuffer, ms
+        1u32..=20,  // fade, ms
     )
         .prop_map(|(rate, channels, ring_ms, pre_ms, fade_ms)| {
             let ms = |m: u32| (m as usize * rate as usize / 1000).max(1);
