@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _engine
+from . import pcm
 from .talk import TalkOptions, TalkResult, print_summary, talk
 
 QUESTIONS = (
@@ -36,7 +36,7 @@ def _write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
 def _read_wav_mono(path: Path) -> tuple[np.ndarray, int]:
     with wave.open(str(path), "rb") as w:
         data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-        return data.reshape(-1, w.getnchannels())[:, 0].astype(np.float32) / 32768.0, w.getframerate()
+        return pcm.to_float(pcm.downmix(data, w.getnchannels())), w.getframerate()
 
 
 def synthetic_voice(seconds: float, rate: int = SAMPLE_RATE_HZ, seed: int = 0) -> np.ndarray:
@@ -62,7 +62,7 @@ def speak(text: str, seed: int) -> tuple[np.ndarray, str]:
             if done.returncode == 0:
                 audio, rate = _read_wav_mono(tmp)
                 if rate != SAMPLE_RATE_HZ:
-                    audio = _engine.resample(audio, rate, SAMPLE_RATE_HZ)
+                    audio = pcm.resample(audio, rate, SAMPLE_RATE_HZ)
                 return audio, "espeak-ng"
         finally:
             tmp.unlink(missing_ok=True)
@@ -78,7 +78,7 @@ def make_microphone_wav(path: Path, barge_in_after_s: float = 1.3, tail_s: float
     lead = np.zeros(int(0.3 * SAMPLE_RATE_HZ), dtype=np.float32)
     tail = np.zeros(int(tail_s * SAMPLE_RATE_HZ), dtype=np.float32)
     mic = np.concatenate([lead, first, gap, second, tail])
-    _write_wav(path, np.clip(mic * 32767, -32768, 32767).astype(np.int16), SAMPLE_RATE_HZ)
+    _write_wav(path, pcm.to_int16(mic), SAMPLE_RATE_HZ)
     return voice
 
 

@@ -1,8 +1,7 @@
 """The emulator's answer voice: espeak-ng speech at 24 kHz, or a synthetic voice-like signal.
 
 espeak-ng writes 22050 Hz 16-bit WAV to stdout; it is resampled to the 24 kHz the Live
-API sends (with the engine's resampler, ``duplex._engine.resample``, when the native
-module is built, else by linear interpolation). Without espeak-ng the answer is a clearly
+API sends (with the engine's resampler, :func:`duplex.pcm.resample_int16`). Without espeak-ng the answer is a clearly
 synthetic signal with speech-like structure (a 120 Hz pulse train shaped by two formant
 resonances, with syllable-rate amplitude modulation), the length a speaker would need
 for the text.
@@ -18,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-try:  # the engine's resampler, when the native module is built
-    from duplex import _engine as _native
-except ImportError:  # pragma: no cover - pure-Python checkout
-    _native = None
+from ..pcm import downmix, resample_int16
+
+__all__ = ["OUTPUT_RATE_HZ", "SpokenText", "Voice", "VoiceError", "parse_wav", "resample_int16", "synthetic_voice"]
 
 OUTPUT_RATE_HZ = 24_000
 
@@ -52,24 +50,9 @@ def parse_wav(data: bytes) -> tuple[np.ndarray, int]:
                 raise VoiceError("WAV data chunk before fmt chunk")
             end = min(len(data), body + size)
             pcm = np.frombuffer(data[body : end - (end - body) % (2 * channels)], dtype="<i2")
-            if channels > 1:
-                pcm = pcm.reshape(-1, channels).mean(axis=1).astype(np.int16)
-            return pcm.astype(np.int16), rate
+            return downmix(pcm, channels).astype(np.int16), rate
         pos = body + size + (size & 1)
     raise VoiceError("WAV without data chunk")
-
-
-def resample_int16(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
-    """Resamples int16 mono audio (engine resampler if available, else linear interpolation)."""
-    if from_hz == to_hz or samples.size == 0:
-        return samples.astype(np.int16)
-    x = samples.astype(np.float32) / 32768.0
-    if _native is not None and hasattr(_native, "resample"):
-        y = np.asarray(_native.resample(x, from_hz, to_hz), dtype=np.float32)
-    else:
-        n = int(round(x.size * to_hz / from_hz))
-        y = np.interp(np.arange(n) * (from_hz / to_hz), np.arange(x.size), x).astype(np.float32)
-    return np.clip(np.round(y * 32767.0), -32768, 32767).astype(np.int16)
 
 
 @dataclass(frozen=True)

@@ -127,11 +127,9 @@ class ModelOutput:
             return
         rate = _rate_of(mime_type)
         if rate != PLAY_RATE_HZ:
-            from .. import _engine
+            from ..pcm import resample_int16
 
-            x = np.frombuffer(data, "<i2").astype(np.float32) * np.float32(1 / 32768)
-            y = _engine.resample(x, rate, PLAY_RATE_HZ)
-            data = np.clip(np.round(y * 32767), -32768, 32767).astype("<i2").tobytes()
+            data = resample_int16(np.frombuffer(data, "<i2"), rate, PLAY_RATE_HZ).astype("<i2").tobytes()
             self.resampled_chunks += 1
         self._turn_frames += len(data) // 2
         self._push(data)
