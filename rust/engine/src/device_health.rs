@@ -204,6 +204,10 @@ impl std::fmt::Display for LostReason {
 
 /// Errors without audio for this long declare a stream dead.
 pub const STORM_AFTER: Duration = Duration::from_millis(300);
+/// Fewest errors without audio that make a storm. A dead sound server reports hundreds a
+/// second (throttled to 200); a lone xrun while a loaded machine delays a new stream's first
+/// callback is not a dead device, and waits for the stall rule instead.
+pub const STORM_MIN_ERRORS: u64 = 8;
 /// No callback at all for this long declares a running stream dead. Long enough that a
 /// sound server stopped for a moment (or a loaded machine) only costs a counted gap.
 pub const STALL_AFTER: Duration = Duration::from_millis(2500);
@@ -252,7 +256,7 @@ impl Watch {
         self.errors = errors;
         let since = now.duration_since(self.last_progress.unwrap_or(self.started));
         let new_errors = errors - self.errors_at_progress;
-        if new_errors > 0 && since >= STORM_AFTER {
+        if new_errors >= STORM_MIN_ERRORS && since >= STORM_AFTER {
             return Some(LostReason::ErrorStorm { errors: new_errors });
         }
         let limit = if self.last_progress.is_some() {
@@ -336,6 +340,10 @@ mod tests {
             w.check(ms(320), 1, 90_000, false),
             Some(LostReason::ErrorStorm { errors: 90_000 })
         ));
+        // One error on a new stream whose first callback is late is not a storm.
+        let mut w = Watch::new(t0, 0, 0);
+        assert_eq!(w.check(ms(1500), 0, 1, false), None);
+        assert_eq!(w.check(ms(1800), 1, 1, false), None);
         // An error burst while audio keeps coming is not a storm.
         let mut w = Watch::new(t0, 0, 0);
         for k in 1..100 {
