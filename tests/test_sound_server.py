@@ -335,8 +335,13 @@ def test_round_trip_latency_and_period(sound_server, record_property):
               f"{rt.wallclock_ms:.1f} ms by the clock, {rt.errors_during} device errors")
         # (No lower bound: a late sampler thread makes the clock estimate too small.)
         assert rt.wallclock_ms < 500, f"round-trip latency by the clock {rt.wallclock_ms:.1f} ms"
-        # An xrun shifts the output and input frame counters against each other.
-        return rt, [f"{rt.errors_during} device errors"] if rt.errors_during else []
+        # An xrun shifts the output and input frame counters against each other. Input lost
+        # inside the sound server (an overrun the pulse plugin does not report) puts the
+        # tone early in the capture: a latency at or below zero is that glitch, not a result.
+        glitches = [f"{rt.errors_during} device errors"] if rt.errors_during else []
+        if rt.latency_ms <= 0:
+            glitches.append(f"latency {rt.latency_ms:.1f} ms by the counters: input lost below the ring")
+        return rt, glitches
 
     rt, _, takes = first_clean_take(take, "round-trip latency")
     stats = rt.stats
