@@ -35,16 +35,39 @@ pub enum DeviceSelector {
 ///
 /// cpal asks the host for two periods of half this each; what the host really grants is
 /// read back and reported (PulseAudio's ALSA plugin insists on three periods, so it splits
-/// the same buffer into thirds).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// the same buffer into thirds). The default is [`DEFAULT_LATENCY`].
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Latency {
     /// 20 ms: the lowest delay that still works through a sound server on an idle machine.
-    #[default]
     Low,
     /// 80 ms: survives a machine whose cores are busy with other work, in full duplex.
     High,
     /// This many milliseconds of device buffer (4..=1000).
     Ms(f64),
+}
+
+/// The device buffer the engine asks for unless told otherwise: [`Latency::High`], 80 ms.
+///
+/// Chosen from gaps a listener hears, measured with an independent recorder (`pacat` on a
+/// PulseAudio 16.1 null sink's monitor, gaps = runs of >= 5 ms of near-silence inside a
+/// continuous tone), full duplex, gaps per minute at 20 / 80 / 150 ms of device buffer:
+///
+/// | load | 20 ms | 80 ms | 150 ms | PortAudio callback (35 ms) |
+/// |---|---|---|---|---|
+/// | idle | 22.5 | 0 | 0 | |
+/// | both cores busy with other processes | 656 | 22.1 | 0 | 202 |
+/// | Python holding the GIL 50 of every 100 ms | 22.4 | 0 | 0 | 487 |
+/// | both loads | 630 | 0 | 0 | 498 |
+///
+/// 80 ms is the smallest buffer without gaps in three of the four cases; its cost, 60 ms
+/// more delay than `Low`, is small against a speech model's 500+ ms response time. Pass
+/// `Latency::Ms(150.0)` where the machine is busy all the time.
+pub const DEFAULT_LATENCY: Latency = Latency::High;
+
+impl Default for Latency {
+    fn default() -> Self {
+        DEFAULT_LATENCY
+    }
 }
 
 impl Latency {
@@ -100,7 +123,7 @@ pub const LOW_LATENCY_MS: f64 = 20.0;
 pub const HIGH_LATENCY_MS: f64 = 80.0;
 
 /// Settings for real devices.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpalConfig {
     /// Input device.
     pub input: DeviceSelector,
@@ -110,17 +133,43 @@ pub struct CpalConfig {
     pub sample_rate: Option<u32>,
     /// Frames per callback to ask for; overrides the latency (the buffer is two of these).
     pub period_frames: Option<u32>,
+    /// Device buffer to ask for (default [`DEFAULT_LATENCY`]); ignored if `period_frames`
+    /// is set.
+    pub latency: Latency,
+    /// Promote the device threads to real-time priority where the system allows it (rtkit
+    /// or `RLIMIT_RTPRIO`); where it does not, they stay at normal priority and the stats
+    /// say so.
+    pub realtime: bool,
+}
+
+impl Default for CpalConfig {
+    fn default() -> Self {
+        Self {
+            input: DeviceSelector::Default,
+            output: DeviceSelector::Default,
+            sample_rate: None,
+            period_frames: None,
+            latency: DEFAULT_LATENCY,
+            realtime: true,
+        }
+    }
 }
 
 impl CpalConfig {
-    /// Device buffer size. (Becomes a setting with the bindings split; until then the
-    /// default.)
+    /// Device buffer size asked for.
     pub fn latency(&self) -> Latency {
-        Latency::default()
+        self.latency
     }
-    /// Promote the device threads to real-time priority where the system allows it.
+    /// Whether the device threads are promoted to real-time priority where allowed.
     pub fn realtime(&self) -> bool {
-        true
+        self.realtime
+    }
+    /// The device buffer asked for in milliseconds at `rate` Hz: two periods if
+    /// `period_frames` is set, else the latency's.
+    pub fn buffer_ms(&self, rate: u32) -> f64 {
+        self.period_frames.map_or(self.latency.buffer_ms(), |p| {
+            2000.0 * f64::from(p) / f64::from(rate.max(1))
+        })
     }
 }
 

@@ -160,6 +160,9 @@ enum DeviceHandle {
 /// can hang in its backend for ever; it is left behind rather than hanging the caller.
 pub const STOP_WAIT: Duration = Duration::from_millis(400);
 
+/// What `DeviceStatus` says about the virtual device's clock thread.
+const VIRTUAL_THREAD: &str = "virtual clock";
+
 /// The health of real devices: a snapshot from [`Engine::device_status`].
 ///
 /// Gaps are what a listener lost below the engine's ring, found from the device's frame
@@ -655,18 +658,29 @@ impl Engine {
         let ms = |frames: u64, rate: u32| frames as f64 * 1000.0 / f64::from(rate.max(1));
         let h = &self.health;
         let Some(state) = state else {
-            let virt = matches!(self.config.backend, Backend::Virtual(_));
-            return DeviceStatus {
-                state: if virt { "virtual" } else { "stopped" }.into(),
-                ..DeviceStatus::default()
+            return match &self.config.backend {
+                // The virtual clock has no host below it: its periods are exact and it never
+                // loses audio, so its gap counters are truly zero.
+                Backend::Virtual(v) => DeviceStatus {
+                    state: "virtual".into(),
+                    output_device: "virtual".into(),
+                    input_device: "virtual".into(),
+                    output_period_frames: v.period_frames,
+                    input_period_frames: v.period_frames,
+                    output_thread: VIRTUAL_THREAD.into(),
+                    input_thread: VIRTUAL_THREAD.into(),
+                    ..DeviceStatus::default()
+                },
+                Backend::Cpal(_) => DeviceStatus {
+                    state: "stopped".into(),
+                    ..DeviceStatus::default()
+                },
             };
         };
         let granted = state.granted();
         let running = session.as_ref().is_some_and(|s| s.running.load(Acquire));
         let latency_requested_ms = match &self.config.backend {
-            Backend::Cpal(c) => c.period_frames.map_or(c.latency().buffer_ms(), |p| {
-                ms(2 * u64::from(p), params.output_rate.max(params.input_rate))
-            }),
+            Backend::Cpal(c) => c.buffer_ms(params.output_rate.max(params.input_rate)),
             Backend::Virtual(_) => 0.0,
         };
         let rt = |v: u8| {
@@ -755,7 +769,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::ChunkTooLarge`] if it can never fit, [`EngineError::PlaybackFull`] on
-    /// timeout (nothing taken), [`EngineError::Device`] if the device stayed lost for the
+    /// timeout (nothing taken), [`EngineError::DeviceLost`] if the device stayed lost for the
     /// whole timeout, [`EngineError::Closed`] when stopped.
     pub fn play(&self, pcm: &[i16], timeout: Option<Duration>) -> Result<()> {
         let started = Instant::now();
@@ -881,7 +895,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::Closed`] when stopped; [`EngineError::InvalidInput`] without input;
-    /// [`EngineError::Device`] if the device was lost and the timeout passed.
+    /// [`EngineError::DeviceLost`] if the device was lost and the timeout passed.
     pub fn read(&self, timeout: Option<Duration>) -> Result<Option<Vec<i16>>> {
         let started = Instant::now();
         match wait_for(timeout, "read()", || self.try_read(), no_check)? {
@@ -1019,6 +1033,7 @@ impl Engine {
             .map_or(0.0, |f| frames_ms(f, in_rate));
         let ot = &s.output_timing;
         let it = &s.input_timing;
+        let dev = self.device_status();
         Stats {
             input_rate_hz: params.input_rate,
             output_rate_hz: params.output_rate,
@@ -1082,6 +1097,24 @@ impl Engine {
             echo_cost_mean_us: echo.cost_mean_us,
             echo_cost_p99_us: echo.cost_p99_us,
             echo_cost_max_us: echo.cost_max_us,
+            device_state: dev.state,
+            device_lost_reason: dev.lost_reason,
+            device_losses: dev.losses,
+            device_restores: dev.restores,
+            latency_requested_ms: dev.latency_requested_ms,
+            output_period_frames: dev.output_period_frames,
+            input_period_frames: dev.input_period_frames,
+            output_delay_ms: dev.output_delay_ms,
+            input_delay_ms: dev.input_delay_ms,
+            output_device_underruns: dev.output_device_underruns,
+            output_device_underrun_ms: dev.output_device_underrun_ms,
+            input_device_overruns: dev.input_device_overruns,
+            input_device_overrun_ms: dev.input_device_overrun_ms,
+            output_backend_xruns: dev.output_backend_xruns,
+            input_backend_xruns: dev.input_backend_xruns,
+            output_thread: dev.output_thread,
+            input_thread: dev.input_thread,
+            jitter_buffer_ms: frames_ms(s.jitter_buffer_frames.load(Relaxed), out_rate),
         }
     }
 }

@@ -28,6 +28,10 @@ pub enum EngineError {
     /// A device exists but could not be opened or configured.
     #[error("{0}")]
     Device(String),
+    /// The real device was lost (the sound server died, the device was unplugged) and did
+    /// not come back within the caller's timeout; the engine keeps reopening it.
+    #[error("{0}")]
+    DeviceLost(String),
     /// A WAV file could not be read or written, or has a format the virtual device cannot use.
     #[error("{0}")]
     Wav(String),

@@ -1,6 +1,6 @@
 //! Field lists of the records the engine hands out ([`Stats`](crate::Stats),
 //! [`InterruptReport`](crate::InterruptReport), [`DeviceInfo`](crate::DeviceInfo),
-//! [`DeviceParams`](crate::DeviceParams)), declared once, here in the engine.
+//! [`DeviceParams`](crate::DeviceParams), [`DeviceEvent`](crate::DeviceEvent)), declared once, here in the engine.
 //!
 //! Bindings convert any [`Fields`] record generically (the Python bindings turn it into a
 //! dict and publish the names and kinds so the typed Python classes can be checked against
@@ -11,6 +11,7 @@ use crate::cpal_device::DeviceInfo;
 use crate::engine::DeviceParams;
 use crate::playback::InterruptReport;
 use crate::stats::Stats;
+use crate::supervisor::DeviceEvent;
 
 /// One field's value, as a binding sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -192,6 +193,24 @@ fields!(Stats {
     echo_cost_mean_us,
     echo_cost_p99_us,
     echo_cost_max_us,
+    device_state,
+    device_lost_reason,
+    device_losses,
+    device_restores,
+    latency_requested_ms,
+    output_period_frames,
+    input_period_frames,
+    output_delay_ms,
+    input_delay_ms,
+    output_device_underruns,
+    output_device_underrun_ms,
+    input_device_overruns,
+    input_device_overrun_ms,
+    output_backend_xruns,
+    input_backend_xruns,
+    output_thread,
+    input_thread,
+    jitter_buffer_ms,
 });
 
 fields!(DeviceInfo {
@@ -221,6 +240,28 @@ impl Fields for DeviceParams {
         visit("input_channels", Value::from(input_channels));
         visit("output_channels", Value::from(output_channels));
         visit("period_frames", Value::from(period_frames));
+    }
+}
+
+/// The kind by its name (`device_lost`, `device_restored`), as events are named in Python.
+impl Fields for DeviceEvent {
+    fn visit<'a>(&'a self, visit: &mut dyn FnMut(&'static str, Value<'a>)) {
+        let DeviceEvent {
+            kind,
+            at_s,
+            message,
+            output_device,
+            input_device,
+            outage_ms,
+            attempts,
+        } = self;
+        visit("kind", Value::Str(kind.name()));
+        visit("at_s", Value::from(at_s));
+        visit("message", Value::from(message));
+        visit("output_device", Value::from(output_device));
+        visit("input_device", Value::from(input_device));
+        visit("outage_ms", Value::from(outage_ms));
+        visit("attempts", Value::from(attempts));
     }
 }
 

@@ -15,7 +15,9 @@
 //! been marked complete ([`PlaybackProducer::end_turn`]). Running dry before the end of a
 //! complete turn is an underrun: counted, filled with silence, and the turn waits for the
 //! prebuffer again. A producer that cannot fit its next chunk releases the prebuffer, so a
-//! prebuffer close to the ring size cannot leave both sides waiting for each other.
+//! prebuffer close to the ring size cannot leave both sides waiting for each other. The
+//! prebuffer adapts ([`crate::jitter::JitterBuffer`]): it grows after an underrun and
+//! shrinks back slowly while delivery is steady.
 //!
 //! [`render`]: PlaybackRenderer::render
 
@@ -26,6 +28,7 @@ use std::sync::Arc;
 
 use crate::convert::i16_to_f32;
 use crate::error::{EngineError, Result};
+use crate::jitter::JitterBuffer;
 use crate::resample::StreamResampler;
 use crate::stats::SharedStats;
 
@@ -100,6 +103,10 @@ pub fn playback_channel(
     stats: Arc<SharedStats>,
 ) -> Result<(PlaybackProducer, PlaybackRenderer)> {
     let (tx, rx) = rtrb::RingBuffer::new(capacity_frames);
+    let jitter = JitterBuffer::new(prebuffer_frames, device_rate, capacity_frames);
+    stats
+        .jitter_buffer_frames
+        .store(jitter.frames() as u64, Relaxed);
     let shared = Arc::new(PlaybackShared::default());
     let producer = PlaybackProducer {
         ring: tx,
@@ -121,7 +128,7 @@ pub fn playback_channel(
         stats,
         consumed: 0,
         state: RenderState::Idle,
-        prebuffer_frames: prebuffer_frames.max(1),
+        jitter,
         fade_frames: fade_frames.max(1),
         fade_total: 0,
         fade_pos: 0,
@@ -354,7 +361,7 @@ pub struct PlaybackRenderer {
     stats: Arc<SharedStats>,
     consumed: u64,
     state: RenderState,
-    prebuffer_frames: usize,
+    jitter: JitterBuffer,
     fade_frames: usize,
     fade_total: usize,
     fade_pos: usize,
@@ -456,7 +463,7 @@ impl PlaybackRenderer {
         let turn_end = self.shared.turn_end.load(Acquire);
         let producer_blocked = self.shared.room_wanted.load(Acquire);
         if queued > 0
-            && (queued >= self.prebuffer_frames || turn_end > self.consumed || producer_blocked)
+            && (queued >= self.jitter.frames() || turn_end > self.consumed || producer_blocked)
         {
             self.state = RenderState::Playing;
             self.ramp_in_pos = 0;
@@ -482,6 +489,9 @@ impl PlaybackRenderer {
             } else {
                 self.state = RenderState::Buffering;
                 self.stats.underruns.fetch_add(1, Relaxed);
+                if self.jitter.on_underrun() {
+                    self.publish_jitter();
+                }
             }
             self.start_tail();
             return 0;
@@ -504,7 +514,21 @@ impl PlaybackRenderer {
         self.consumed += want as u64;
         self.last_sample = out[want - 1];
         self.stats.frames_played.fetch_add(want as u64, Relaxed);
+        if self.jitter.on_played(want) {
+            self.publish_jitter();
+        }
         want
+    }
+
+    fn publish_jitter(&self) {
+        self.stats
+            .jitter_buffer_frames
+            .store(self.jitter.frames() as u64, Relaxed);
+    }
+
+    /// Frames a turn queues now before it (re)starts to play (the adaptive jitter buffer).
+    pub fn jitter_buffer_frames(&self) -> usize {
+        self.jitter.frames()
     }
 
     fn start_tail(&mut self) {

@@ -170,6 +170,8 @@ pub struct SharedStats {
     pub output_rms: AtomicF32,
     /// Output level of the last period, linear peak.
     pub output_peak: AtomicF32,
+    /// The jitter buffer's current size in device frames (the renderer publishes it).
+    pub jitter_buffer_frames: AtomicU64,
     /// Output callback timing.
     pub output_timing: CallbackTiming,
     /// Input callback timing.
@@ -256,6 +258,43 @@ pub struct Stats {
     pub echo_cost_p99_us: f64,
     /// Largest cost of one frame, microseconds.
     pub echo_cost_max_us: f64,
+    /// The devices: "running", "lost" (gone; the engine reopens them by itself), "stopped",
+    /// or "virtual" (the virtual device: the figures below are its own, gap-free clock's).
+    pub device_state: String,
+    /// Why the devices are gone (empty while they run).
+    pub device_lost_reason: String,
+    /// Times the devices were lost, and times they were reopened after a loss.
+    pub device_losses: u64,
+    pub device_restores: u64,
+    /// Device buffer asked for, in milliseconds (the `latency` setting, or two periods of
+    /// `period_frames`; 0 on the virtual device).
+    pub latency_requested_ms: f64,
+    /// Frames per period the host granted (read back from the streams).
+    pub output_period_frames: u32,
+    pub input_period_frames: u32,
+    /// Audio queued in the host ahead of the listener at the last output callback, and
+    /// waiting in the host at the last input callback, per the host's timestamps: the
+    /// latency the host really runs at, in milliseconds.
+    pub output_delay_ms: f64,
+    pub input_delay_ms: f64,
+    /// Gaps below the engine's ring that a listener hears: the output device ran dry (the
+    /// server played silence), found from the device's frame clock; and audio lost by them.
+    pub output_device_underruns: u64,
+    pub output_device_underrun_ms: f64,
+    /// Input the device produced and dropped before the engine fetched it; audio lost.
+    pub input_device_overruns: u64,
+    pub input_device_overrun_ms: f64,
+    /// Xruns the backend itself reported (ALSA `EPIPE`), per direction.
+    pub output_backend_xruns: u64,
+    pub input_backend_xruns: u64,
+    /// Scheduling of the device threads: "realtime", "normal (...)" with the reason, or ""
+    /// before their first callback.
+    pub output_thread: String,
+    pub input_thread: String,
+    /// The jitter buffer now: model audio a turn queues before it starts (and restarts after
+    /// running dry) to play, in milliseconds. It starts at `prebuffer_ms`, grows after an
+    /// underrun and shrinks back slowly while delivery is steady.
+    pub jitter_buffer_ms: f64,
 }
 
 #[cfg(test)]

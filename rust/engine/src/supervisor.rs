@@ -46,9 +46,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// What happened to the devices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceEventKind {
     /// A stream died; the engine keeps its rings and retries.
+    #[default]
     Lost,
     /// The streams run again (on the same or a new default device).
     Restored,
@@ -65,7 +66,7 @@ impl DeviceEventKind {
 }
 
 /// One device event, as `Engine::next_device_event` hands it out.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeviceEvent {
     /// Lost or restored.
     pub kind: DeviceEventKind,
@@ -169,7 +170,7 @@ impl DeviceState {
     }
     /// The error `read()`/`play()` raise while the devices are gone.
     pub fn lost_error(&self, what: &str, waited: Duration) -> EngineError {
-        EngineError::Device(format!(
+        EngineError::DeviceLost(format!(
             "{what}: the audio device is gone ({}); waited {:.1} s for it to come back. The \
              engine keeps its buffers and reopens the device by itself when it is back (see \
              the device_lost / device_restored events); check that the sound server runs",

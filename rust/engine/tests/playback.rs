@@ -235,3 +235,50 @@ fn a_chunk_larger_than_the_ring_is_refused_and_nothing_is_lost() {
     // Both accepted chunks (2 200 frames at 24 kHz = 4 400 at 48 kHz) and the 1 ms decay.
     assert!((4_400..=4_448).contains(&(end + 1)), "{}", end + 1);
 }
+
+#[test]
+fn an_underrun_grows_the_jitter_buffer_and_the_turn_waits_for_the_larger_one() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut producer, mut cb, stats) = setup();
+    assert_eq!(stats.jitter_buffer_frames.load(Relaxed), PREBUFFER as u64);
+    // 250 ms: over the 200 ms prebuffer, the turn plays, then runs dry.
+    producer
+        .try_play(&sine_i16(24_000, 440.0, 0.5, 6_000))
+        .unwrap();
+    render(&mut cb, 40);
+    assert_eq!(stats.underruns.load(Relaxed), 1);
+    let grown = stats.jitter_buffer_frames.load(Relaxed) as usize;
+    assert!(grown > PREBUFFER, "the jitter buffer grew ({grown} frames)");
+    // 250 ms again: enough for the old prebuffer, not for the grown one; it waits.
+    producer
+        .try_play(&sine_i16(24_000, 440.0, 0.5, 6_000))
+        .unwrap();
+    assert!(render(&mut cb, 4).iter().all(|&s| s == 0.0), "waits for the grown buffer");
+    // Once the grown buffer is there, the turn resumes.
+    producer
+        .try_play(&sine_i16(24_000, 440.0, 0.5, grown / 2))
+        .unwrap();
+    assert!(rms(&render(&mut cb, 4)) > 0.2, "resumes once the grown buffer is queued");
+}
+
+#[test]
+fn steady_delivery_shrinks_the_jitter_buffer_back_towards_the_prebuffer() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut producer, mut cb, stats) = setup();
+    producer
+        .try_play(&sine_i16(24_000, 440.0, 0.5, 6_000))
+        .unwrap();
+    render(&mut cb, 40); // runs dry: grows
+    let grown = stats.jitter_buffer_frames.load(Relaxed);
+    // 12 s of steady audio, delivered ahead of playback, in 100 ms chunks.
+    for _ in 0..120 {
+        producer
+            .try_play(&sine_i16(24_000, 440.0, 0.5, 2_400))
+            .unwrap();
+        render(&mut cb, 10);
+    }
+    let now = stats.jitter_buffer_frames.load(Relaxed);
+    assert!(now < grown, "shrank after steady delivery: {grown} -> {now}");
+    assert!(now >= PREBUFFER as u64, "never below the configured prebuffer");
+    assert_eq!(stats.underruns.load(Relaxed), 1, "the steady part never ran dry");
+}

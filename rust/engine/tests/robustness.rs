@@ -180,6 +180,7 @@ fn real_device_rate_and_period_are_checked_before_any_device_is_opened() {
                 output: DeviceSelector::Disabled,
                 sample_rate: rate,
                 period_frames: period,
+                ..CpalConfig::default()
             }),
             ..EngineConfig::default()
         })

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use duplex_engine::DeviceSelector;
+use duplex_engine::{DeviceSelector, Latency};
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt};
@@ -282,4 +282,52 @@ pub(crate) fn selector(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<D
             type_name(obj)
         ),
     ))
+}
+
+/// The `latency` argument: `"low"` (20 ms of device buffer), `"high"` (80 ms, the default)
+/// or a number of milliseconds in 4..=1000. `None` is the default. A number below 4 is
+/// most likely seconds (python-sounddevice's unit), and the message says so.
+pub(crate) fn latency_from(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Latency> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(Latency::default());
+    };
+    let py = obj.py();
+    let takes = "latency must be 'low' (20 ms of device buffer), 'high' (80 ms) or a number of \
+                 milliseconds in 4..=1000";
+    if let Ok(text) = obj.extract::<String>() {
+        return match text.as_str() {
+            "low" => Ok(Latency::Low),
+            "high" => Ok(Latency::High),
+            _ => Err(error(
+                py,
+                Class::InvalidInput,
+                format!("{takes}, got {}; a number is passed as a number, not a string", show(obj)),
+            )),
+        };
+    }
+    if obj.is_instance_of::<PyBool>() {
+        return Err(error(
+            py,
+            Class::ArgumentType,
+            format!("{takes}, got {} (bool)", show(obj)),
+        ));
+    }
+    let ms = finite(obj, "latency", "milliseconds of device buffer")?;
+    Latency::from_ms(ms).map_err(|_| {
+        let hint = if ms > 0.0 && ms < 4.0 {
+            format!("; {ms} looks like seconds (python-sounddevice's unit): pass {} for that", ms * 1000.0)
+        } else {
+            String::new()
+        };
+        error(py, Class::InvalidInput, format!("{takes}, got {}{hint}", show(obj)))
+    })
+}
+
+/// The name Python uses for a latency: `"low"`, `"high"` or the milliseconds.
+pub(crate) fn latency_name(py: Python<'_>, latency: Latency) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match latency {
+        Latency::Low => "low".into_pyobject(py)?.into_any(),
+        Latency::High => "high".into_pyobject(py)?.into_any(),
+        Latency::Ms(ms) => ms.into_pyobject(py)?.into_any(),
+    })
 }

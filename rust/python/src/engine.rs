@@ -17,7 +17,7 @@ use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::args::{finite, pcm_from, selector, show, timeout_from, whole};
+use crate::args::{finite, flag, latency_from, pcm_from, selector, show, timeout_from, whole};
 use crate::errors::{error, guard, to_py_err, Class};
 use crate::types::to_dict;
 use crate::virtual_options::virtual_config;
@@ -125,8 +125,8 @@ impl PyEngine {
     /// `ArgumentTypeError`, a value out of range `InvalidInputError`, naming the argument.
     #[new]
     #[pyo3(signature = (backend=None, *, input_device=None, output_device=None, sample_rate=None,
-        period_frames=None, chunk_ms=None, prebuffer_ms=None, playback_buffer_ms=None,
-        capture_buffer_ms=None, fade_ms=None, r#virtual=None))]
+        period_frames=None, latency=None, realtime=None, chunk_ms=None, prebuffer_ms=None,
+        playback_buffer_ms=None, capture_buffer_ms=None, fade_ms=None, r#virtual=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -135,6 +135,8 @@ impl PyEngine {
         output_device: Option<&Bound<'_, PyAny>>,
         sample_rate: Option<&Bound<'_, PyAny>>,
         period_frames: Option<&Bound<'_, PyAny>>,
+        latency: Option<&Bound<'_, PyAny>>,
+        realtime: Option<&Bound<'_, PyAny>>,
         chunk_ms: Option<&Bound<'_, PyAny>>,
         prebuffer_ms: Option<&Bound<'_, PyAny>>,
         playback_buffer_ms: Option<&Bound<'_, PyAny>>,
@@ -158,6 +160,12 @@ impl PyEngine {
                         MAX_BLOCK_FRAMES as i128,
                         "frames per callback",
                     )?,
+                    latency: latency_from(latency)?,
+                    realtime: realtime
+                        .filter(|o| !o.is_none())
+                        .map(|o| flag(o, "realtime"))
+                        .transpose()?
+                        .unwrap_or(true),
                 }),
                 Ok("virtual") => Backend::Virtual(match r#virtual {
                     Some(d) => virtual_config(d)?,
@@ -340,6 +348,34 @@ impl PyEngine {
     fn clear_capture(&self, py: Python<'_>) -> PyResult<()> {
         guard(py, "clear_capture()", || {
             self.engine.clear_capture().map_err(|e| to_py_err(py, e))
+        })
+    }
+
+    /// The oldest device event not taken yet, as a dict, waiting up to `timeout` seconds
+    /// (`None` = until one comes) with the GIL released; `None` on timeout.
+    #[pyo3(signature = (timeout=None))]
+    fn next_device_event<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        guard(py, "next_device_event()", || {
+            let timeout = timeout_from(timeout)?;
+            let started = Instant::now();
+            loop {
+                // In slices, so Ctrl-C ends a long wait.
+                let slice = timeout.map_or(SIGNAL_CHECK, |t| {
+                    t.saturating_sub(started.elapsed()).min(SIGNAL_CHECK)
+                });
+                let engine = Arc::clone(&self.engine);
+                if let Some(event) = py.detach(move || engine.next_device_event(Some(slice))) {
+                    return to_dict(py, &event).map(Some);
+                }
+                if timeout.is_some_and(|t| started.elapsed() >= t) {
+                    return Ok(None);
+                }
+                py.check_signals()?;
+            }
         })
     }
 

@@ -80,6 +80,13 @@ const SPECS: &[Spec] = &[
         doc: "No device matches the name or index given.",
     },
     Spec {
+        name: "DeviceLostError",
+        bases: &["DeviceError"],
+        doc: "The audio device was lost (the sound server died, the device was unplugged) \
+              and did not come back within the call's timeout. The engine keeps its buffers \
+              and reopens the device by itself; see ``AudioEngine.next_device_event``.",
+    },
+    Spec {
         name: "WavFormatError",
         bases: &["DuplexError", "ValueError"],
         doc: "A WAV file that is missing, damaged, or in a format the virtual device cannot \
@@ -101,6 +108,7 @@ pub(crate) enum Class {
     EngineInternal,
     Device,
     UnknownDevice,
+    DeviceLost,
     WavFormat,
 }
 
@@ -161,6 +169,7 @@ pub(crate) fn to_py_err(py: Python<'_>, err: EngineError) -> PyErr {
         EngineError::Closed(_) => Class::EngineClosed,
         EngineError::UnknownDevice(_) => Class::UnknownDevice,
         EngineError::Device(_) => Class::Device,
+        EngineError::DeviceLost(_) => Class::DeviceLost,
         EngineError::Wav(_) => Class::WavFormat,
     };
     error(py, class, err.to_string())

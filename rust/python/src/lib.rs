@@ -21,7 +21,7 @@ mod errors;
 mod types;
 mod virtual_options;
 
-use duplex_engine::{DeviceInfo, DeviceParams, InterruptReport, Stats};
+use duplex_engine::{DeviceEvent, DeviceInfo, DeviceParams, InterruptReport, Stats};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -97,6 +97,9 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("INTERRUPT_FIELDS", field_kinds::<InterruptReport>(m.py())?)?;
     m.add("DEVICE_INFO_FIELDS", field_kinds::<DeviceInfo>(m.py())?)?;
     m.add("DEVICE_PARAMS_FIELDS", field_kinds::<DeviceParams>(m.py())?)?;
+    m.add("DEVICE_EVENT_FIELDS", field_kinds::<DeviceEvent>(m.py())?)?;
+    // The device buffer asked for unless `latency=` says otherwise ("high": see README).
+    m.add("DEFAULT_LATENCY", args::latency_name(m.py(), duplex_engine::DEFAULT_LATENCY)?)?;
     // Every public name, errors included, so `from duplex._engine import *` and stubtest agree.
     let mut public: Vec<String> = m
         .dict()
