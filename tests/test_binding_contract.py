@@ -14,12 +14,16 @@ import pytest
 import duplex
 from duplex import _engine
 from duplex.devices import DeviceInfo
-from duplex.engine import InterruptReport, Stats
+from duplex.engine import DeviceEvent, InterruptReport, Stats
+
+
+#: Literal aliases of the typed records, and the engine kind their values have.
+_LITERALS = {"DeviceEventKind": "str"}
 
 
 def _declared(cls: type) -> list[tuple[str, str]]:
     # Annotations are strings here (``from __future__ import annotations``).
-    return [(f.name, str(f.type)) for f in dataclasses.fields(cls)]
+    return [(f.name, _LITERALS.get(str(f.type), str(f.type))) for f in dataclasses.fields(cls)]
 
 
 @pytest.mark.parametrize(
@@ -28,8 +32,9 @@ def _declared(cls: type) -> list[tuple[str, str]]:
         (Stats, _engine.STATS_FIELDS),
         (InterruptReport, _engine.INTERRUPT_FIELDS),
         (DeviceInfo, _engine.DEVICE_INFO_FIELDS),
+        (DeviceEvent, _engine.DEVICE_EVENT_FIELDS),
     ],
-    ids=["Stats", "InterruptReport", "DeviceInfo"],
+    ids=["Stats", "InterruptReport", "DeviceInfo", "DeviceEvent"],
 )
 def test_python_record_matches_engine_field_list(cls: type, engine_fields: tuple[tuple[str, str], ...]) -> None:
     assert _declared(cls) == list(engine_fields)
@@ -79,6 +84,7 @@ BUILTIN_BASE = {
     "EngineInternalError": RuntimeError,
     "DeviceError": OSError,
     "UnknownDeviceError": LookupError,
+    "DeviceLostError": OSError,
     "WavFormatError": ValueError,
 }
 
@@ -229,3 +235,59 @@ def test_devices_by_kind() -> None:
     assert inputs[-1].id == outputs[-1].id == "virtual"
     with pytest.raises(errors.InvalidInputError, match="'input', 'output' or None"):
         duplex.devices(kind="mic")  # type: ignore[arg-type]
+
+
+# -- latency, realtime and the device figures ----------------------------------------------
+
+
+def test_device_event_kinds_are_the_literal_ones() -> None:
+    import typing
+
+    from duplex.engine import DeviceEventKind
+
+    assert set(typing.get_args(DeviceEventKind)) == {"device_lost", "device_restored"}
+
+
+def test_the_default_latency_is_the_engines() -> None:
+    import inspect
+
+    assert _engine.DEFAULT_LATENCY == "high"
+    default = inspect.signature(duplex.AudioEngine).parameters["latency"].default
+    assert default == _engine.DEFAULT_LATENCY
+
+
+BAD_LATENCIES = [
+    ("medium", errors.InvalidInputError, "'low'"),
+    ("80", errors.InvalidInputError, "not a string"),
+    (0.08, errors.InvalidInputError, "looks like seconds"),
+    (3, errors.InvalidInputError, "4..=1000"),
+    (1001, errors.InvalidInputError, "4..=1000"),
+    (float("nan"), errors.InvalidInputError, "finite"),
+    (True, errors.ArgumentTypeError, "bool"),
+    ([80], errors.ArgumentTypeError, "latency"),
+]
+
+
+@pytest.mark.parametrize(("latency", "exc", "says"), BAD_LATENCIES, ids=[repr(b[0]) for b in BAD_LATENCIES])
+def test_bad_latency_is_refused_naming_the_argument(latency: object, exc: type, says: str) -> None:
+    with pytest.raises(exc) as info:
+        duplex.AudioEngine(input_device="no-such-mic", output_device=False, latency=latency)  # type: ignore[arg-type]
+    assert "latency" in str(info.value) and says in str(info.value), str(info.value)
+
+
+def test_realtime_must_be_a_flag() -> None:
+    with pytest.raises(errors.ArgumentTypeError, match="realtime must be True or False"):
+        duplex.AudioEngine(input_device="no-such-mic", output_device=False, realtime="yes")  # type: ignore[arg-type]
+
+
+def test_virtual_device_figures_say_virtual_and_show_the_jitter_buffer() -> None:
+    with duplex.AudioEngine(backend=duplex.VirtualDevice(speed=0), prebuffer_ms=150) as engine:
+        assert engine.read(timeout=2.0) is not None
+        stats = engine.stats()
+        assert engine.next_device_event(timeout=0) is None
+    assert stats.device_state == "virtual"
+    assert stats.output_period_frames == stats.input_period_frames == 480
+    assert stats.output_thread == "virtual clock"
+    assert stats.output_device_underruns == stats.input_device_overruns == 0
+    assert stats.jitter_buffer_ms == pytest.approx(150.0)
+    assert "device underruns" in stats.summary()

@@ -28,6 +28,7 @@ from .errors import (
     ArgumentTypeError,
     ChunkTooLargeError,
     DeviceError,
+    DeviceLostError,
     DuplexError,
     EngineClosedError,
     EngineInternalError,
@@ -39,14 +40,14 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .engine import CAPTURE_RATE_HZ, PLAY_RATE_HZ, AudioEngine, InterruptReport, Stats
+    from .engine import CAPTURE_RATE_HZ, PLAY_RATE_HZ, AudioEngine, DeviceEvent, InterruptReport, Stats
 
 # The engine module (numpy, asyncio) loads on first use (PEP 562), so the
 # ``duplex`` command starts without them. ``__version__`` is the Cargo workspace version,
 # compiled into the extension; maturin writes the same one into the package metadata.
 _LAZY = {
     "CAPTURE_RATE_HZ": "engine", "PLAY_RATE_HZ": "engine", "AudioEngine": "engine",
-    "InterruptReport": "engine", "Stats": "engine",
+    "InterruptReport": "engine", "Stats": "engine", "DeviceEvent": "engine",
 }
 
 
@@ -72,7 +73,9 @@ __all__ = [
     "PLAY_RATE_HZ",
     "ChunkTooLargeError",
     "DeviceError",
+    "DeviceEvent",
     "DeviceInfo",
+    "DeviceLostError",
     "DuplexError",
     "EngineClosedError",
     "EngineInternalError",

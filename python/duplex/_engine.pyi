@@ -14,9 +14,12 @@ __all__ = [
     "ArgumentTypeError",
     "CAPTURE_RATE_HZ",
     "ChunkTooLargeError",
+    "DEFAULT_LATENCY",
+    "DEVICE_EVENT_FIELDS",
     "DEVICE_INFO_FIELDS",
     "DEVICE_PARAMS_FIELDS",
     "DeviceError",
+    "DeviceLostError",
     "DuplexError",
     "Engine",
     "EngineClosedError",
@@ -44,6 +47,9 @@ STATS_FIELDS: tuple[tuple[str, str], ...]
 INTERRUPT_FIELDS: tuple[tuple[str, str], ...]
 DEVICE_INFO_FIELDS: tuple[tuple[str, str], ...]
 DEVICE_PARAMS_FIELDS: tuple[tuple[str, str], ...]
+DEVICE_EVENT_FIELDS: tuple[tuple[str, str], ...]
+#: The device buffer asked for unless ``latency=`` says otherwise.
+DEFAULT_LATENCY: Literal["low", "high"] | float
 
 class DuplexError(Exception): ...
 class InvalidInputError(DuplexError, ValueError): ...
@@ -55,6 +61,7 @@ class EngineClosedError(DuplexError, RuntimeError): ...
 class EngineInternalError(DuplexError, RuntimeError): ...
 class DeviceError(DuplexError, OSError): ...
 class UnknownDeviceError(DeviceError, LookupError): ...
+class DeviceLostError(DeviceError): ...
 class WavFormatError(DuplexError, ValueError): ...
 
 class _InterruptDict(TypedDict):
@@ -73,6 +80,15 @@ class _DeviceInfoDict(TypedDict):
     default_rate_hz: int
     is_default_input: bool
     is_default_output: bool
+
+class _DeviceEventDict(TypedDict):
+    kind: Literal["device_lost", "device_restored"]
+    at_s: float
+    message: str
+    output_device: str
+    input_device: str
+    outage_ms: float
+    attempts: int
 
 _Pcm = bytes | bytearray | npt.NDArray[np.int16]
 _Device = None | bool | int | str
@@ -96,6 +112,8 @@ class Engine:
         output_device: _Device = None,
         sample_rate: int | None = None,
         period_frames: int | None = None,
+        latency: Literal["low", "high"] | float | None = None,
+        realtime: bool | None = None,
         chunk_ms: int | None = None,
         prebuffer_ms: int | None = None,
         playback_buffer_ms: int | None = None,
@@ -121,6 +139,7 @@ class Engine:
     def read(self, timeout: _Timeout = None) -> bytes | None: ...
     def read_array(self, timeout: _Timeout = None) -> npt.NDArray[np.int16] | None: ...
     def clear_capture(self) -> None: ...
+    def next_device_event(self, timeout: _Timeout = None) -> _DeviceEventDict | None: ...
     # Typed by ``duplex.Stats``, which tests/test_binding_contract.py checks against STATS_FIELDS.
     def stats(self) -> dict[str, Any]: ...
     def recording(self) -> npt.NDArray[np.float32]: ...

@@ -12,7 +12,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, cast
 
 import numpy as np
 
@@ -23,7 +23,11 @@ from .errors import EngineClosedError, InvalidInputError, PlaybackFullError
 __all__ = [
     "AudioEngine",
     "Backend",
+    "DEFAULT_LATENCY",
+    "DeviceEvent",
+    "DeviceEventKind",
     "DeviceRef",
+    "Latency",
     "InterruptReport",
     "Pcm",
     "Stats",
@@ -55,6 +59,19 @@ Pcm = Union[bytes, bytearray, memoryview, np.ndarray]
 DeviceRef = Union[None, bool, int, str]
 #: The engine's backends: real devices through cpal, or the clock-driven virtual device.
 Backend = Literal["cpal", "virtual"]
+#: Device buffer of real devices: ``"low"`` (20 ms), ``"high"`` (80 ms) or milliseconds
+#: (4..1000). Unlike python-sounddevice's ``latency``, a number is milliseconds, not seconds.
+Latency = Union[Literal["low", "high"], float]
+#: ``"high"`` (80 ms). Measured with an independent recorder of a PulseAudio null sink's
+#: monitor, full duplex, gaps a listener hears per minute at 20 / 80 / 150 ms of device
+#: buffer: idle 22.5 / 0 / 0; both cores busy 656 / 22.1 / 0 (a PortAudio callback: 202);
+#: Python holding the GIL 50 of every 100 ms 22.4 / 0 / 0 (PortAudio: 487); both loads
+#: 630 / 0 / 0 (PortAudio: 498). See the README's "Latency and the device counters".
+DEFAULT_LATENCY: Latency = cast(Latency, _engine.DEFAULT_LATENCY)
+#: What happened to the devices (:meth:`AudioEngine.next_device_event`).
+DeviceEventKind = Literal["device_lost", "device_restored"]
+#: How often next_device_event_async() looks for an event (a non-blocking check each time).
+_EVENT_POLL_S = 0.050
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,23 @@ class InterruptReport:
     heard_frames: int
     received_ms: float
     discarded_ms: float
+
+
+@dataclass(frozen=True)
+class DeviceEvent:
+    """A real device was lost or came back (see :meth:`AudioEngine.next_device_event`).
+
+    ``at_s`` is seconds since the engine was made; for ``device_restored``, ``outage_ms``
+    is how long the device was gone and ``attempts`` how many reopenings it took.
+    """
+
+    kind: DeviceEventKind
+    at_s: float
+    message: str
+    output_device: str
+    input_device: str
+    outage_ms: float
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -87,6 +121,16 @@ class Stats:
     the terms are read microseconds apart). Flushed audio is what an interrupt or ``stop()``
     discarded unplayed. ``nonfinite_samples`` counts captured NaN/inf samples (a broken
     driver, a float WAV or an array), replaced by silence before they reach the resampler.
+
+    Below the engine's ring (``device_*``, ``output_*``/``input_*`` of the device): what the
+    host granted (``*_period_frames``, ``*_delay_ms``: read back from the streams, against
+    ``latency_requested_ms``), and every gap a listener hears that the ring never saw:
+    ``output_device_underruns`` (the server played silence, from the device's frame clock)
+    and ``input_device_overruns``, each with the milliseconds lost, next to the xruns the
+    backend itself reported. ``underruns`` counts the engine's own ring running dry;
+    ``jitter_buffer_ms`` is the adaptive prebuffer now. ``*_thread`` says whether the device
+    threads run at real-time priority. On the virtual device ``device_state`` is
+    ``"virtual"``: its clock has no host below it and never loses audio.
     """
 
     input_rate_hz: int
@@ -143,6 +187,24 @@ class Stats:
     echo_cost_mean_us: float
     echo_cost_p99_us: float
     echo_cost_max_us: float
+    device_state: str
+    device_lost_reason: str
+    device_losses: int
+    device_restores: int
+    latency_requested_ms: float
+    output_period_frames: int
+    input_period_frames: int
+    output_delay_ms: float
+    input_delay_ms: float
+    output_device_underruns: int
+    output_device_underrun_ms: float
+    input_device_overruns: int
+    input_device_overrun_ms: float
+    output_backend_xruns: int
+    input_backend_xruns: int
+    output_thread: str
+    input_thread: str
+    jitter_buffer_ms: float
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as a plain dict (for JSON)."""
@@ -163,8 +225,16 @@ class Stats:
                 f"callback    p50 {self.callback_p50_us:.1f} us, p99 {self.callback_p99_us:.1f} us, "
                 f"max {self.callback_max_us:.1f} us; interval jitter p99 {self.jitter_p99_ms:.3f} ms, "
                 f"max {self.jitter_max_ms:.3f} ms",
-                f"device      {self.device_errors} errors"
-                + (f" (last: {self.last_device_error})" if self.last_device_error else ""),
+                f"device      {self.device_state}, {self.device_errors} errors"
+                + (f" (last: {self.last_device_error})" if self.last_device_error else "")
+                + f"; granted periods out {self.output_period_frames} / in {self.input_period_frames} "
+                f"frames for {self.latency_requested_ms:.0f} ms asked; delay out {self.output_delay_ms:.1f} / "
+                f"in {self.input_delay_ms:.1f} ms",
+                f"gaps        {self.output_device_underruns} device underruns "
+                f"({self.output_device_underrun_ms:.0f} ms), {self.input_device_overruns} overruns "
+                f"({self.input_device_overrun_ms:.0f} ms), backend xruns out {self.output_backend_xruns} / "
+                f"in {self.input_backend_xruns}; jitter buffer {self.jitter_buffer_ms:.0f} ms; threads "
+                f"{self.output_thread or '-'} / {self.input_thread or '-'}",
                 f"echo        "
                 + (
                     f"cancelled ({self.echo_backend}): {self.echo_frames} frames, "
@@ -209,9 +279,20 @@ class AudioEngine:
         :class:`VirtualDevice` instance.
     sample_rate, period_frames
         Ask real devices for this rate (8000..384000 Hz) and callback size (16..4096
-        frames; default: the device's own rate, about 10 ms). The engine resamples, so leave
-        these unset unless you must. With ``backend="virtual"`` they set the virtual
-        device's format; with a :class:`VirtualDevice` they must agree with its own.
+        frames; default: the device's own rate, and periods from ``latency``). The engine
+        resamples, so leave these unset unless you must. ``period_frames`` overrides
+        ``latency``. With ``backend="virtual"`` they set the virtual device's format; with a
+        :class:`VirtualDevice` they must agree with its own.
+    latency
+        Device buffer of real devices: ``"low"`` (20 ms), ``"high"`` (80 ms, the default,
+        :data:`DEFAULT_LATENCY`) or milliseconds (4..1000; not seconds, unlike
+        python-sounddevice). More buffer survives a busy machine; it costs that much delay
+        (small against a model's 500+ ms answer). What the host grants is in
+        :meth:`stats` (``output_period_frames``, ``output_delay_ms``, ...).
+    realtime
+        Promote the device threads to real-time priority where the system allows it (rtkit
+        or ``RLIMIT_RTPRIO``); elsewhere they quietly stay at normal priority, and
+        ``stats().output_thread`` says which.
     chunk_ms
         Length of each capture chunk (16 kHz, 16-bit mono); 20-40 ms suits the Live API.
     prebuffer_ms
@@ -249,6 +330,8 @@ class AudioEngine:
         backend: Backend | VirtualDevice = "cpal",
         sample_rate: int | None = None,
         period_frames: int | None = None,
+        latency: Latency = DEFAULT_LATENCY,
+        realtime: bool = True,
         chunk_ms: int = 20,
         prebuffer_ms: int = 200,
         playback_buffer_ms: int = 120_000,
@@ -281,6 +364,8 @@ class AudioEngine:
             output_device=output_device,
             sample_rate=sample_rate,
             period_frames=period_frames,
+            latency=None if virtual else latency,
+            realtime=None if virtual else realtime,
             chunk_ms=chunk_ms,
             prebuffer_ms=prebuffer_ms,
             playback_buffer_ms=playback_buffer_ms,
@@ -354,7 +439,9 @@ class AudioEngine:
     def read(self, timeout: float | None = None) -> bytes | None:
         """The next capture chunk: ``chunk_ms`` of 16 kHz 16-bit little-endian mono PCM,
         ready to send as ``audio/pcm;rate=16000``. Waits up to ``timeout`` seconds (``None`` =
-        until one is ready) with the GIL released; returns ``None`` on timeout."""
+        until one is ready) with the GIL released; returns ``None`` on timeout, or raises
+        :class:`~duplex.errors.DeviceLostError` if the real device is gone (after every chunk
+        captured before the loss has been read)."""
         return self._native.read(timeout)
 
     def read_array(self, timeout: float | None = None) -> np.ndarray | None:
@@ -476,7 +563,9 @@ class AudioEngine:
         """Queues model audio: 24 kHz 16-bit mono PCM as bytes (little-endian) or a 1-D
         ``numpy.int16`` array. Waits with the GIL released while the playback buffer is
         full; after ``timeout`` seconds raises :class:`~duplex.errors.PlaybackFullError`
-        with nothing queued. Audio is never dropped silently."""
+        with nothing queued, or :class:`~duplex.errors.DeviceLostError` if the real device
+        is gone (nothing is queued into a ring nobody plays). Audio is never dropped
+        silently."""
         self._native.play(_as_pcm(pcm), timeout)
 
     async def play_async(self, pcm: Pcm, timeout: float | None = None) -> None:
@@ -562,6 +651,33 @@ class AudioEngine:
         """Changes the canceller (``"sonora"`` or ``"aec3"``) and its noise suppressor and
         high-pass filter, at run time too (a new backend converges again within about 1 s)."""
         self._native.set_echo_options(backend, noise_suppression, high_pass_filter)
+
+    # -- device events -----------------------------------------------------------------
+
+    def next_device_event(self, timeout: float | None = None) -> DeviceEvent | None:
+        """The oldest device event not taken yet: ``device_lost`` when a real device died
+        (the sound server stopped, the device was unplugged; the engine keeps its buffers and
+        reopens it by itself, with backoff) and ``device_restored`` when it runs again.
+        Waits up to ``timeout`` seconds (``None`` = until one comes) with the GIL released;
+        ``None`` on timeout. Events queue up in order until taken (the oldest beyond 256
+        are dropped). While the device is gone, :meth:`read` and :meth:`play` raise
+        :class:`~duplex.errors.DeviceLostError` after their timeout."""
+        event = self._native.next_device_event(timeout)
+        return None if event is None else DeviceEvent(**event)
+
+    async def next_device_event_async(self, timeout: float | None = None) -> DeviceEvent | None:
+        """Awaitable :meth:`next_device_event`. It never blocks the event loop (each check
+        is non-blocking, every 50 ms), and cancelling it loses no event."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        while True:
+            event = self.next_device_event(0.0)
+            if event is not None:
+                return event
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return None
+            await asyncio.sleep(_EVENT_POLL_S if remaining is None else min(_EVENT_POLL_S, remaining))
 
     # -- state -------------------------------------------------------------------------
 

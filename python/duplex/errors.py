@@ -22,6 +22,7 @@ EngineClosedError        RuntimeError               a call on a stopped or close
 EngineInternalError      RuntimeError               a bug in duplex (a caught panic)
 DeviceError              OSError                    a device that cannot be opened
 UnknownDeviceError       DeviceError, LookupError   no such device
+DeviceLostError          DeviceError                read()/play() while the device is gone
 WavFormatError           ValueError                 a WAV file that cannot be used
 =======================  =========================  ======================================
 """
@@ -32,6 +33,7 @@ from ._engine import (
     ArgumentTypeError,
     ChunkTooLargeError,
     DeviceError,
+    DeviceLostError,
     DuplexError,
     EngineClosedError,
     EngineInternalError,
@@ -53,5 +55,6 @@ __all__ = [
     "EngineInternalError",
     "DeviceError",
     "UnknownDeviceError",
+    "DeviceLostError",
     "WavFormatError",
 ]

@@ -368,6 +368,7 @@ class LiveConversation:
         if self.video is not None:
             tasks.add(asyncio.create_task(self._send_video(session, stop_sending), name="duplex-live-video"))
         ticker = asyncio.create_task(self._tick_stats(), name="duplex-live-stats")
+        devices = asyncio.create_task(self._watch_devices(), name="duplex-live-devices")
         stopping = asyncio.create_task(self._stopping.wait())
         reconnect = asyncio.create_task(self._reconnect.wait())
         try:
@@ -380,9 +381,9 @@ class LiveConversation:
             # then tear everything down before the socket closes.
             stop_sending.set()
             await net.wait_bounded(send, min(0.25, self.config.close_timeout_s))
-            for task in (*tasks, ticker, stopping, reconnect):
+            for task in (*tasks, ticker, devices, stopping, reconnect):
                 task.cancel()
-            await asyncio.gather(*tasks, ticker, stopping, reconnect, return_exceptions=True)
+            await asyncio.gather(*tasks, ticker, devices, stopping, reconnect, return_exceptions=True)
             if self._go_away_task is not None:
                 self._go_away_task.cancel()
             if self._handle_timer is not None:
@@ -487,6 +488,24 @@ class LiveConversation:
             kind: EventKind = "video_opened" if event.kind == "opened" else (
                 "video_ended" if event.kind == "ended" else "video_error")
             self._emit(kind, event.message)
+
+    async def _watch_devices(self) -> None:
+        """Turns the engine's device events into ``device_lost`` / ``device_restored``.
+
+        The engine's supervisor sees a dead device first (and also an output-only loss that
+        no read would notice); the capture path's exceptions stay as a second witness, and
+        the ``_device_lost`` flag keeps one event per transition whoever saw it first."""
+        while True:
+            event = await self.engine.next_device_event_async(None)
+            if event is None:
+                continue
+            lost = event.kind == "device_lost"
+            if lost == self._device_lost:
+                continue  # the capture path already told
+            self._device_lost = lost
+            self._emit(event.kind, event.message, output_device=event.output_device,
+                       input_device=event.input_device, outage_ms=event.outage_ms,
+                       attempts=event.attempts)
 
     async def _tick_stats(self) -> None:
         while True:
