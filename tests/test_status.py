@@ -105,3 +105,14 @@ def test_session_figures_average_the_whole_session_not_the_last_period():
         text = format_summary(engine.stats(), session)
     assert "mic -23.0 dBFS mean, -3.0 peak" in text and "-120" not in text.split("levels")[1].split("\n")[0]
     assert text.splitlines()[0].startswith("devices ")
+
+
+def test_device_gaps_show_on_the_status_line_when_there_are_any():
+    display = StatusLine(Tty(), width=100, colour=False)
+    quiet = stats(underruns=0, output_device_underruns=0, input_device_overruns=0)
+    assert "dev gaps 0/0" in display.render(quiet, "listening")
+    gaps = stats(underruns=0, output_device_underruns=3, input_device_overruns=1)
+    display.model_text = "a long answer from the model " * 20
+    line = display.render(gaps, "talking")
+    assert "dev gaps 3/1" in line and len(line) < 100
+    assert "dev gaps" not in display.render(quiet, "talking"), "none: they give way to the words"

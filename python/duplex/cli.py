@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -77,14 +78,61 @@ def _device_ref(text: str) -> int | str:
 # -- sub-commands ------------------------------------------------------------------------
 
 
+def _latency(text: str) -> str | float:
+    if text in ("low", "high"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--latency takes low, high or milliseconds of device buffer (4-1000), got {text!r}"
+        ) from None
+
+
 def _add_devices(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--probe", action="store_true",
+                   help="open the default output and input briefly and show what the host grants "
+                        "(period, delay, thread priority) for --latency")
+    p.add_argument("--latency", type=_latency, default=None,
+                   help="device buffer to probe with: low (20 ms), high (80 ms, the default) or milliseconds")
     p.set_defaults(run=_cmd_devices)
+
+
+def _probe(direction: str, latency: str | float | None) -> str:
+    """Opens the default device of one direction for about half a second and says what the
+    host granted."""
+    from .engine import DEFAULT_LATENCY, AudioEngine
+
+    closed = {"output_device": False} if direction == "input" else {"input_device": False}
+    try:
+        engine = AudioEngine(**closed, latency=DEFAULT_LATENCY if latency is None else latency,
+                             echo_cancellation=False)  # type: ignore[arg-type]
+        with engine:
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                s = engine.stats()
+                if (s.output_callbacks if direction == "output" else s.input_callbacks) >= 20:
+                    break
+                time.sleep(0.05)
+            s = engine.stats()
+    except errors.DuplexError as exc:
+        return f"default {direction}: cannot open it: {exc}"
+    rate = s.output_rate_hz if direction == "output" else s.input_rate_hz
+    period = s.output_period_frames if direction == "output" else s.input_period_frames
+    delay = s.output_delay_ms if direction == "output" else s.input_delay_ms
+    thread = s.output_thread if direction == "output" else s.input_thread
+    period_ms = 1000 * period / rate if rate else 0.0
+    return (f"default {direction}: {rate} Hz; asked for {s.latency_requested_ms:.0f} ms of buffer, granted "
+            f"{period}-frame periods ({period_ms:.1f} ms); host delay {delay:.1f} ms; thread "
+            f"{thread or 'did not run'}")
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
     from .devices import devices
 
     found = devices()
+    hosts = sorted({d.host for d in found if d.host != "virtual"})
+    print(f"host: {', '.join(hosts) or 'none'}")
     print("index  id                           direction   channels         rate  default")
     for d in found:
         print(d)
@@ -94,6 +142,10 @@ def _cmd_devices(args: argparse.Namespace) -> int:
             "\nNo default output device can be opened (no sound card or sound server?). "
             "The virtual device works anywhere: duplex demo."
         )
+    elif args.probe:
+        print()
+        for direction in ("output", "input"):
+            print(_probe(direction, args.latency))
     return 0
 
 
@@ -134,6 +186,9 @@ def _add_talk(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system-instruction", help="system instruction for the model")
     p.add_argument("--prebuffer-ms", type=_int_range(0, 10_000, " ms"), default=200,
                    help="jitter buffer before a turn plays, 0 to 10000 (default: 200)")
+    p.add_argument("--latency", type=_latency, default=None,
+                   help="device buffer: low (20 ms), high (80 ms, the default: survives a busy machine) "
+                        "or milliseconds")
     p.add_argument("--demo-tool", action="store_true",
                    help="give the model a local_time function to call (ask it the time to see function calling)")
     p.add_argument("--no-typing", dest="typing", action="store_false",
@@ -173,6 +228,7 @@ def _cmd_talk(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         system_instruction=args.system_instruction,
         prebuffer_ms=args.prebuffer_ms,
+        latency=args.latency,
         demo_tool=args.demo_tool,
         typing=args.typing,
         echo_cancellation=args.echo_cancellation,

@@ -1,5 +1,6 @@
 """The terminal display of ``duplex talk``: transcript lines as they complete and, on a
-terminal, one live status line (state, levels, playback buffer, underruns, the model's words),
+terminal, one live status line (state, levels, playback buffer, underruns of the engine's ring
+and of the device below it, the model's words),
 plus the end-of-session summary.
 
 The status line is cut to the terminal's width (read at every update, so a resize is
@@ -90,6 +91,11 @@ def format_summary(stats: Stats, session: SessionFigures | None) -> str:
         f"callback    p50 {s.callback_p50_us:.1f} us, p99 {s.callback_p99_us:.1f} us, max "
         f"{s.callback_max_us:.1f} us; interval jitter p99 {s.jitter_p99_ms:.3f} ms, max {s.jitter_max_ms:.3f} ms",
         f"device      {s.device_errors} errors" + (f" (last: {s.last_device_error})" if s.last_device_error else ""),
+        f"            {s.output_device_underruns} underruns ({s.output_device_underrun_ms:.0f} ms lost), "
+        f"{s.input_device_overruns} input overruns ({s.input_device_overrun_ms:.0f} ms lost) below the "
+        f"engine; {s.latency_requested_ms:.0f} ms buffer asked, periods out {s.output_period_frames} / "
+        f"in {s.input_period_frames} frames granted, delay out {s.output_delay_ms:.0f} ms; jitter buffer "
+        f"{s.jitter_buffer_ms:.0f} ms",
     ]
     return "\n".join(lines)
 
@@ -153,6 +159,13 @@ class StatusLine:
             (f"buf {stats['playback_buffered_ms'] / 1000:4.1f} s", None),
             (f"underruns {underruns}", "red" if underruns else None),
         ]
+        if "output_device_underruns" in stats:
+            # Gaps below the ring: the sound server played silence (underruns) or dropped
+            # input (overruns). While there are none they give way to the model's words.
+            below = int(stats["output_device_underruns"]), int(stats["input_device_overruns"])
+            parts.append((f"dev gaps {below[0]}/{below[1]}", "red" if any(below) else None))
+            if not any(below) and room - len("  ".join(p for p, _ in parts)) < 30 and self.model_text:
+                parts.pop()
         if "echo_cancellation" in stats:
             # Echo cancellation: how much of the speaker's sound it takes out of the mic.
             parts.append((f"echo -{stats['echo_erle_db']:.0f} dB" if stats["echo_cancellation"] else "echo off",
