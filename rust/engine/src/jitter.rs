@@ -92,7 +92,10 @@ impl JitterBuffer {
             return false;
         }
         self.steady = 0;
-        self.current = self.current.saturating_sub(self.shrink_step).max(self.floor);
+        self.current = self
+            .current
+            .saturating_sub(self.shrink_step)
+            .max(self.floor);
         true
     }
 }
@@ -153,7 +156,10 @@ mod tests {
         j.on_played(470_000);
         j.on_underrun();
         let grown = j.frames();
-        assert!(!j.on_played(470_000), "the earlier steady audio does not count");
+        assert!(
+            !j.on_played(470_000),
+            "the earlier steady audio does not count"
+        );
         assert_eq!(j.frames(), grown);
     }
 

@@ -43,7 +43,9 @@ pub mod wav;
 pub use aec::stage::EchoStats;
 pub use aec::{AecBackend, AecOptions};
 pub use capture::CAPTURE_RATE_HZ;
-pub use cpal_device::{list_devices, CpalConfig, DeviceInfo, DeviceSelector, Latency, DEFAULT_LATENCY};
+pub use cpal_device::{
+    list_devices, CpalConfig, DeviceInfo, DeviceSelector, Latency, DEFAULT_LATENCY,
+};
 pub use engine::{Backend, DeviceParams, DeviceStatus, Engine, EngineConfig};
 pub use error::{EngineError, Result};
 pub use fields::{Fields, Kind, Value};

@@ -253,12 +253,18 @@ fn an_underrun_grows_the_jitter_buffer_and_the_turn_waits_for_the_larger_one() {
     producer
         .try_play(&sine_i16(24_000, 440.0, 0.5, 6_000))
         .unwrap();
-    assert!(render(&mut cb, 4).iter().all(|&s| s == 0.0), "waits for the grown buffer");
+    assert!(
+        render(&mut cb, 4).iter().all(|&s| s == 0.0),
+        "waits for the grown buffer"
+    );
     // Once the grown buffer is there, the turn resumes.
     producer
         .try_play(&sine_i16(24_000, 440.0, 0.5, grown / 2))
         .unwrap();
-    assert!(rms(&render(&mut cb, 4)) > 0.2, "resumes once the grown buffer is queued");
+    assert!(
+        rms(&render(&mut cb, 4)) > 0.2,
+        "resumes once the grown buffer is queued"
+    );
 }
 
 #[test]
@@ -278,7 +284,17 @@ fn steady_delivery_shrinks_the_jitter_buffer_back_towards_the_prebuffer() {
         render(&mut cb, 10);
     }
     let now = stats.jitter_buffer_frames.load(Relaxed);
-    assert!(now < grown, "shrank after steady delivery: {grown} -> {now}");
-    assert!(now >= PREBUFFER as u64, "never below the configured prebuffer");
-    assert_eq!(stats.underruns.load(Relaxed), 1, "the steady part never ran dry");
+    assert!(
+        now < grown,
+        "shrank after steady delivery: {grown} -> {now}"
+    );
+    assert!(
+        now >= PREBUFFER as u64,
+        "never below the configured prebuffer"
+    );
+    assert_eq!(
+        stats.underruns.load(Relaxed),
+        1,
+        "the steady part never ran dry"
+    );
 }

@@ -301,7 +301,10 @@ pub(crate) fn latency_from(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Latency> 
             _ => Err(error(
                 py,
                 Class::InvalidInput,
-                format!("{takes}, got {}; a number is passed as a number, not a string", show(obj)),
+                format!(
+                    "{takes}, got {}; a number is passed as a number, not a string",
+                    show(obj)
+                ),
             )),
         };
     }
@@ -315,11 +318,18 @@ pub(crate) fn latency_from(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Latency> 
     let ms = finite(obj, "latency", "milliseconds of device buffer")?;
     Latency::from_ms(ms).map_err(|_| {
         let hint = if ms > 0.0 && ms < 4.0 {
-            format!("; {ms} looks like seconds (python-sounddevice's unit): pass {} for that", ms * 1000.0)
+            format!(
+                "; {ms} looks like seconds (python-sounddevice's unit): pass {} for that",
+                ms * 1000.0
+            )
         } else {
             String::new()
         };
-        error(py, Class::InvalidInput, format!("{takes}, got {}{hint}", show(obj)))
+        error(
+            py,
+            Class::InvalidInput,
+            format!("{takes}, got {}{hint}", show(obj)),
+        )
     })
 }
 

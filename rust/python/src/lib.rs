@@ -99,7 +99,10 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEVICE_PARAMS_FIELDS", field_kinds::<DeviceParams>(m.py())?)?;
     m.add("DEVICE_EVENT_FIELDS", field_kinds::<DeviceEvent>(m.py())?)?;
     // The device buffer asked for unless `latency=` says otherwise ("high": see README).
-    m.add("DEFAULT_LATENCY", args::latency_name(m.py(), duplex_engine::DEFAULT_LATENCY)?)?;
+    m.add(
+        "DEFAULT_LATENCY",
+        args::latency_name(m.py(), duplex_engine::DEFAULT_LATENCY)?,
+    )?;
     // Every public name, errors included, so `from duplex._engine import *` and stubtest agree.
     let mut public: Vec<String> = m
         .dict()
