@@ -159,18 +159,20 @@ class StatusLine:
             (f"buf {stats['playback_buffered_ms'] / 1000:4.1f} s", None),
             (f"underruns {underruns}", "red" if underruns else None),
         ]
-        if "output_device_underruns" in stats:
-            # Gaps below the ring: the sound server played silence (underruns) or dropped
-            # input (overruns). While there are none they give way to the model's words.
-            below = int(stats["output_device_underruns"]), int(stats["input_device_overruns"])
-            parts.append((f"dev gaps {below[0]}/{below[1]}", "red" if any(below) else None))
-            if not any(below) and room - len("  ".join(p for p, _ in parts)) < 30 and self.model_text:
-                parts.pop()
+        # Gaps below the ring: the sound server played silence (underruns) or dropped input
+        # (overruns). Any are shown before the canceller; none give way to everything else.
+        below = (int(stats.get("output_device_underruns", 0)), int(stats.get("input_device_overruns", 0)))
+        if any(below):
+            parts.append((f"dev gaps {below[0]}/{below[1]}", "red"))
         if "echo_cancellation" in stats:
             # Echo cancellation: how much of the speaker's sound it takes out of the mic.
             parts.append((f"echo -{stats['echo_erle_db']:.0f} dB" if stats["echo_cancellation"] else "echo off",
                           None))
             # It is the least important part: it gives way to the model's words.
+            if room - len("  ".join(p for p, _ in parts)) < 30 and self.model_text:
+                parts.pop()
+        if "output_device_underruns" in stats and not any(below):
+            parts.append(("dev gaps 0/0", None))
             if room - len("  ".join(p for p, _ in parts)) < 30 and self.model_text:
                 parts.pop()
         while len(parts) > 1 and len("  ".join(p for p, _ in parts)) > room:
