@@ -71,6 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run only the soak: MINUTES of simulated conversation with interrupts on the "
                         "virtual device, faster than real time, checking that memory, threads and file "
                         "descriptors stay flat and every frame is accounted (exit 1 if not)")
+    parser.add_argument("--devices", action="store_true",
+                        help="run only the real-sound-server benchmark (duplex.bench.devicegaps): gaps per minute "
+                        "in full duplex heard by an independent recorder of a PulseAudio null sink, under four "
+                        "loads, barge-in and capture latency, against PortAudio baselines (about 9 minutes; "
+                        "--quick about a minute; --seconds sets the tone per cell)")
+    from .devicegaps import add_arguments as _add_devices
+
+    _add_devices(parser, prefix="devices-")
 
 
 #: Wall time of the extra benchmarks in quick mode, measured with ``duplex bench --quick`` on
@@ -139,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
         result = run_soak(args.soak, progress=True)
         print(result.summary())
         return 0 if result.ok else 1
+    if getattr(args, "devices", False):
+        from .devicegaps import run_cli
+
+        return run_cli(args, prefix="devices_")
     quick = bool(args.quick)
     scenarios = _names(args.scenarios) or (QUICK_SCENARIOS if quick else DEFAULT_SCENARIOS)
     impls = _names(getattr(args, "implementations", None)) or DEFAULT_IMPLEMENTATIONS
