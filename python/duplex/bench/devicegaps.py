@@ -91,7 +91,9 @@ def analyse_bargein(x: np.ndarray, rate: int, i_of: Any, marks: dict[str, Any]) 
     censored = silent_before = 0
     ends = marks["tones"][1:] + [marks["interrupts"][-1] + 0.7]
     for t_int, t_end in zip(marks["interrupts"], ends):
-        i, j = i_of(t_int), min(i_of(t_end), len(x))
+        # up to 50 ms before the next answer's play call: with a clock mapping a little early
+        # (see _Recorder) and an empty device buffer, that answer can map before its call
+        i, j = i_of(t_int), min(i_of(t_end - 0.05), len(x))
         if not np.any(np.abs(x[max(0, i - rate // 100) : i]) >= AUDIBLE):
             silent_before += 1  # the tone was not sounding when interrupt() came: no figure
             continue
