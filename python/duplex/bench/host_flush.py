@@ -1,0 +1,546 @@
+"""Barge-in below the ring: can the host take back audio its device buffer already holds?
+
+``interrupt()`` fades what duplex's own ring holds; what the device buffer below it holds
+(20-150 ms, chosen for robustness) has left duplex and plays out. Only the host can take it
+back. This module asks each host directly, with no duplex code in the audio path, and judges
+by what a separate recorder (``pacat`` on the null sink's monitor) hears:
+
+* ``alsa-cookbook``: ALSA ``default`` (the pulse plugin, as cpal uses it): at the interrupt the
+  queue is cleared and the device buffer plays out. This is the cookbook design.
+* ``alsa-rewind``: ``snd_pcm_rewind(snd_pcm_rewindable())``, then the tone's own continuation
+  faded out over ``FADE_MS`` is written where the rewind put the write pointer.
+* ``alsa-drop``: ``snd_pcm_drop`` + ``snd_pcm_prepare``, then the faded continuation.
+* ``pulse-cookbook``: PulseAudio's own protocol (libpulse), a playback stream whose server-side
+  queue (``tlength``) is the device buffer; it plays out.
+* ``pulse-flush``: ``pa_stream_flush`` (the server drops its queue at once).
+* ``pulse-rewrite``: ask the server for its read index R and the sink's fill S
+  (``pa_stream_update_timing_info``; asked again after the sink's next read if that is due
+  within ``GUARD_MS``), then overwrite the queue from ``R + S + margin`` with
+  the faded continuation and silence (``pa_stream_write`` with ``PA_SEEK_ABSOLUTE``): the
+  server drops what was queued there and plays the fade.
+* ``duplex``: ``duplex.AudioEngine`` (cpal -> ALSA -> pulse plugin) with a device buffer of the
+  same size, ``interrupt()``: what the engine does today.
+
+The libraries are reached through ``ctypes`` (``libasound.so.2``, ``libpulse.so.0``: the
+runtime libraries a sound server installs; no -dev package, no compiler). The tone is 997 Hz,
+which does not divide the rate, so an abrupt cut lands at a random phase and shows as a step.
+
+Per run: ``flush_to_silence_ms`` (interrupt call -> last sample above -40 dBFS at the recorder),
+``roundtrip_ms`` (a click written to the idle stream -> its onset at the recorder: the
+recording chain's own delay, for calibration), ``step_ratio`` (largest sample-to-sample step
+around the end of the sound over the tone's own largest step: about 1 for a fade, up to
+``AMP/step`` = 7.7 for a cut), ``fade`` (peak of the last 1 ms of sound below half the tone's),
+``tone_heard_frames`` (onset to last audible sample, in stream frames: clock-free).
+
+    python -m duplex.bench.host_flush                    # 20/80/150 ms, 3 repetitions
+    python -m duplex.bench.host_flush --latency 80 --reps 1 --methods pulse-rewrite,alsa-rewind
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from ctypes import byref, c_int, c_int64, c_long, c_size_t, c_uint8, c_uint32, c_uint64, c_ulong, c_void_p
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["METHODS", "run_method", "run", "main"]
+
+RATE = 48_000
+TONE_HZ = 997.0
+AMP = 0.3
+FADE_MS = 5.0
+GUARD_MS = 3.0  # pulse-rewrite: time the write needs to reach the server before the sink reads on
+CLICK_MS = 10.0
+LOUD = 10 ** (-40 / 20)  # -40 dBFS
+TONE_STEP = 2 * math.pi * TONE_HZ * AMP / RATE  # the tone's largest sample-to-sample step
+
+METHODS = ("alsa-cookbook", "alsa-rewind", "alsa-drop", "pulse-cookbook", "pulse-flush", "pulse-rewrite", "duplex")
+
+
+def _tone(k0: int, n: int, gain: np.ndarray | float = 1.0) -> np.ndarray:
+    """Frames ``k0..k0+n`` of the tone (positions are stream frame indexes), as int16."""
+    k = np.arange(k0, k0 + n, dtype=np.float64)
+    return np.round(gain * AMP * 32767 * np.sin(2 * np.pi * TONE_HZ * k / RATE)).astype("<i2")
+
+
+def _fade(n: int) -> np.ndarray:
+    """Raised cosine from 1 to 0 over n frames (the engine's fade shape)."""
+    return 0.5 * (1 + np.cos(np.pi * (np.arange(n) + 1) / n))
+
+
+def _click() -> np.ndarray:
+    n = int(RATE * CLICK_MS / 1000)
+    return np.round(0.5 * 32767 * np.sin(2 * np.pi * 1000.0 * np.arange(n) / RATE)).astype("<i2")
+
+
+# -- ALSA (the pulse plugin, as cpal opens it) ---------------------------------------------
+
+
+class _Alsa:
+    """A blocking ALSA playback PCM: mono s16, 48 kHz, ``latency_ms`` of device buffer."""
+
+    def __init__(self, device: str, latency_ms: float) -> None:
+        lib = self.lib = ctypes.CDLL("libasound.so.2")
+        for name in ("snd_pcm_writei", "snd_pcm_rewindable", "snd_pcm_rewind", "snd_pcm_forwardable"):
+            getattr(lib, name).restype = c_long
+        lib.snd_pcm_writei.argtypes = [c_void_p, c_void_p, c_ulong]
+        lib.snd_pcm_rewind.argtypes = [c_void_p, c_ulong]
+        lib.snd_pcm_rewindable.argtypes = [c_void_p]
+        self.pcm = c_void_p()
+        # Non-blocking (SND_PCM_NONBLOCK): after drop + prepare a blocking snd_pcm_writei on
+        # the pulse plugin was seen to spin inside the plugin (in pa_stream_writable_size)
+        # and never return; here a stuck PCM ends the take at the write deadline instead.
+        rc = lib.snd_pcm_open(byref(self.pcm), device.encode(), 0, 1)
+        if rc < 0:
+            raise OSError(f"snd_pcm_open({device}): {rc}")
+        # S16_LE = 2, RW_INTERLEAVED = 3; alsa-lib picks periods of a quarter of the buffer.
+        rc = lib.snd_pcm_set_params(self.pcm, 2, 3, 1, RATE, 1, int(latency_ms * 1000))
+        if rc < 0:
+            raise OSError(f"snd_pcm_set_params: {rc}")
+        buf, per = c_ulong(), c_ulong()
+        lib.snd_pcm_get_params(self.pcm, byref(buf), byref(per))
+        self.buffer_frames, self.period_frames = int(buf.value), int(per.value)
+
+    def write(self, x: np.ndarray) -> None:
+        x = np.ascontiguousarray(x, dtype="<i2")
+        done = 0
+        # A PCM the plugin left in a bad state can fail every write at once; never spin.
+        deadline = time.monotonic() + len(x) / RATE + 2.0
+        while done < len(x):
+            if time.monotonic() > deadline:
+                raise OSError(f"snd_pcm_writei: no progress ({done} of {len(x)} frames)")
+            n = self.lib.snd_pcm_writei(self.pcm, x[done:].ctypes.data, len(x) - done)
+            if n == -11:  # EAGAIN: the buffer is full; the device takes a period at a time
+                time.sleep(min(0.002, self.period_frames / RATE / 4))
+                continue
+            if n < 0:
+                if self.lib.snd_pcm_recover(self.pcm, int(n), 1) < 0:
+                    raise OSError(f"snd_pcm_writei: {n}")
+                time.sleep(0.001)
+                continue
+            done += n
+
+    def delay(self) -> int:
+        d = c_long()
+        self.lib.snd_pcm_delay(self.pcm, byref(d))
+        return int(d.value)
+
+    def rewindable(self) -> int:
+        return int(self.lib.snd_pcm_rewindable(self.pcm))
+
+    def rewind(self, n: int) -> int:
+        return int(self.lib.snd_pcm_rewind(self.pcm, max(0, n)))
+
+    def drop_prepare(self) -> None:
+        self.lib.snd_pcm_drop(self.pcm)
+        self.lib.snd_pcm_prepare(self.pcm)
+
+    def close(self) -> None:
+        time.sleep(max(0, self.delay()) / RATE + 0.05)  # let it play out (no blocking drain)
+        self.lib.snd_pcm_close(self.pcm)
+
+
+# -- PulseAudio's own protocol (libpulse) ----------------------------------------------------
+
+
+class _SampleSpec(ctypes.Structure):
+    _fields_ = [("format", c_int), ("rate", c_uint32), ("channels", c_uint8)]
+
+
+class _BufferAttr(ctypes.Structure):
+    _fields_ = [(n, c_uint32) for n in ("maxlength", "tlength", "prebuf", "minreq", "fragsize")]
+
+
+class _Timing(ctypes.Structure):
+    _fields_ = [("tv_sec", c_long), ("tv_usec", c_long), ("synchronized_clocks", c_int),
+                ("sink_usec", c_uint64), ("source_usec", c_uint64), ("transport_usec", c_uint64),
+                ("playing", c_int), ("write_index_corrupt", c_int), ("write_index", c_int64),
+                ("read_index_corrupt", c_int), ("read_index", c_int64)]
+
+
+class _Pulse:
+    """A libpulse playback stream (threaded main loop), mono s16 48 kHz, whose server-side
+    queue holds ``latency_ms``; writes are positioned in stream frames."""
+
+    SEEK_RELATIVE, SEEK_ABSOLUTE = 0, 1
+
+    def __init__(self, latency_ms: float) -> None:
+        lib = self.lib = ctypes.CDLL("libpulse.so.0")
+        for name in ("pa_threaded_mainloop_new", "pa_threaded_mainloop_get_api", "pa_context_new",
+                     "pa_stream_new", "pa_stream_flush", "pa_stream_update_timing_info",
+                     "pa_stream_get_timing_info"):
+            getattr(lib, name).restype = c_void_p
+        lib.pa_stream_writable_size.restype = c_size_t
+        for name in ("pa_threaded_mainloop_start", "pa_threaded_mainloop_lock", "pa_threaded_mainloop_unlock"):
+            getattr(lib, name).argtypes = [c_void_p]
+        lib.pa_threaded_mainloop_get_api.argtypes = [c_void_p]
+        lib.pa_context_new.argtypes = [c_void_p, ctypes.c_char_p]
+        lib.pa_context_connect.argtypes = [c_void_p, ctypes.c_char_p, c_int, c_void_p]
+        lib.pa_context_get_state.argtypes = [c_void_p]
+        lib.pa_stream_new.argtypes = [c_void_p, ctypes.c_char_p, c_void_p, c_void_p]
+        lib.pa_stream_connect_playback.argtypes = [c_void_p, c_void_p, c_void_p, c_int, c_void_p, c_void_p]
+        lib.pa_stream_get_state.argtypes = [c_void_p]
+        lib.pa_stream_writable_size.argtypes = [c_void_p]
+        lib.pa_stream_write.argtypes = [c_void_p, c_void_p, c_size_t, c_void_p, c_int64, c_int]
+        lib.pa_stream_flush.argtypes = [c_void_p, c_void_p, c_void_p]
+        lib.pa_stream_update_timing_info.argtypes = [c_void_p, c_void_p, c_void_p]
+        lib.pa_stream_get_timing_info.argtypes = [c_void_p]
+        lib.pa_operation_get_state.argtypes = [c_void_p]
+        lib.pa_operation_unref.argtypes = [c_void_p]
+        lib.pa_stream_disconnect.argtypes = [c_void_p]
+        self.ml = lib.pa_threaded_mainloop_new()
+        self.ctx = lib.pa_context_new(lib.pa_threaded_mainloop_get_api(self.ml), b"duplex-host-flush")
+        lib.pa_context_connect(self.ctx, None, 0, None)
+        lib.pa_threaded_mainloop_start(self.ml)
+        self._wait_state(lambda: lib.pa_context_get_state(self.ctx), ready=4, failed=5)  # READY, FAILED
+        spec = _SampleSpec(3, RATE, 1)  # S16LE
+        tl = int(RATE * latency_ms / 1000) * 2
+        self.buffer_frames = tl // 2
+        self.period_frames = tl // 8  # minreq: the server asks for a quarter at a time
+        attr = _BufferAttr(0xFFFFFFFF, tl, 0xFFFFFFFF, tl // 4, 0xFFFFFFFF)
+        with self._locked():
+            self.s = lib.pa_stream_new(self.ctx, b"duplex-host-flush", byref(spec), None)
+            # INTERPOLATE_TIMING | AUTO_TIMING_UPDATE
+            lib.pa_stream_connect_playback(self.s, None, byref(attr), 0x0002 | 0x0008, None, None)
+        self._wait_state(lambda: lib.pa_stream_get_state(self.s), ready=2, failed=3)
+        self.pos = 0  # write index, frames
+
+    def _locked(self) -> Any:
+        lib, ml = self.lib, self.ml
+
+        class _L:
+            def __enter__(self_) -> None:
+                lib.pa_threaded_mainloop_lock(ml)
+
+            def __exit__(self_, *a: Any) -> None:
+                lib.pa_threaded_mainloop_unlock(ml)
+
+        return _L()
+
+    def _wait_state(self, get: Callable[[], int], ready: int, failed: int) -> None:
+        deadline = time.monotonic() + 5
+        while True:
+            with self._locked():
+                st = get()
+            if st == ready:
+                return
+            if st >= failed or time.monotonic() > deadline:
+                raise OSError(f"libpulse: state {st}")
+            time.sleep(0.001)
+
+    def _run_op(self, op: int) -> None:
+        # called with the lock held; PA_OPERATION_RUNNING = 0
+        while self.lib.pa_operation_get_state(op) == 0:
+            self.lib.pa_threaded_mainloop_unlock(self.ml)
+            time.sleep(0.0001)
+            self.lib.pa_threaded_mainloop_lock(self.ml)
+        self.lib.pa_operation_unref(op)
+
+    def write(self, x: np.ndarray) -> None:
+        """Appends, as fast as the server's queue takes it (blocks while it is full)."""
+        x = np.ascontiguousarray(x, dtype="<i2")
+        done = 0
+        deadline = time.monotonic() + len(x) / RATE + 2.0
+        while done < len(x):
+            if time.monotonic() > deadline:
+                raise OSError(f"pa_stream_write: no progress ({done} of {len(x)} frames)")
+            with self._locked():
+                n = min(int(self.lib.pa_stream_writable_size(self.s)) // 2, len(x) - done)
+                if n > 0:
+                    self.lib.pa_stream_write(self.s, x[done:].ctypes.data, n * 2, None, 0, self.SEEK_RELATIVE)
+            done += max(n, 0)
+            self.pos += max(n, 0)
+            if done < len(x):
+                time.sleep(0.002)
+
+    def flush(self) -> None:
+        with self._locked():
+            self._run_op(self.lib.pa_stream_flush(self.s, None, None))
+
+    def rewrite(self, margin_frames: int, data_at: Callable[[int], np.ndarray]) -> dict[str, int]:
+        """Overwrites the server's queue from its read index + the sink's fill + margin with
+        ``data_at(x)``."""
+        guard = int(RATE * GUARD_MS / 1000)
+        with self._locked():
+            for _ in range(3):
+                self._run_op(self.lib.pa_stream_update_timing_info(self.s, None, None))
+                ti = _Timing.from_address(self.lib.pa_stream_get_timing_info(self.s))
+                r = int(ti.read_index) // 2
+                # Audio the sink already took (its fill, sink_usec) plays anyway. The sink
+                # takes the next block from the queue when that fill runs out, and the read
+                # index jumps by a block: a write that arrives after that jump and starts
+                # before it loses the start of its fade (a step, not a fade). So when the
+                # jump is due within GUARD_MS, wait for it and ask again.
+                sink_frames = int(ti.sink_usec) * RATE // 1_000_000
+                if sink_frames >= guard:
+                    break
+                self.lib.pa_threaded_mainloop_unlock(self.ml)
+                time.sleep(sink_frames / RATE + 0.001)
+                self.lib.pa_threaded_mainloop_lock(self.ml)
+            x = r + sink_frames + margin_frames
+            y = np.ascontiguousarray(data_at(x), dtype="<i2")
+            self.lib.pa_stream_write(self.s, y.ctypes.data, len(y) * 2, None, x * 2, self.SEEK_ABSOLUTE)
+        old = self.pos
+        self.pos = x + len(y)
+        return {"read_index": r, "sink_latency_frames": sink_frames, "rewrite_at": x, "taken_back": old - x}
+
+    def close(self) -> None:
+        time.sleep(self.buffer_frames / RATE + 0.05)
+        with self._locked():
+            self.lib.pa_stream_disconnect(self.s)
+        self.lib.pa_threaded_mainloop_stop(ctypes.c_void_p(self.ml))
+
+
+# -- one run per method --------------------------------------------------------------------
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(RATE * seconds), "<i2")
+
+
+def _fade_at(k0: int) -> np.ndarray:
+    n = int(RATE * FADE_MS / 1000)
+    return _tone(k0, n, _fade(n))
+
+
+def _run_alsa(method: str, latency_ms: float, tone_s: float, marks: dict[str, float]) -> dict[str, Any]:
+    pcm = _Alsa("default", latency_ms)
+    try:
+        return _play_alsa(pcm, method, tone_s, marks)
+    except OSError:
+        pcm.lib.snd_pcm_close(pcm.pcm)  # no drain: a stuck PCM would never finish it
+        raise
+
+
+def _play_alsa(pcm: _Alsa, method: str, tone_s: float, marks: dict[str, float]) -> dict[str, Any]:
+    info: dict[str, Any] = {"period_frames": pcm.period_frames, "buffer_frames": pcm.buffer_frames}
+    marks["click"] = time.perf_counter()
+    lead = np.concatenate([_click(), _silence(0.4)])
+    pcm.write(lead)
+    pos = len(lead)
+    end = pos + int(tone_s * RATE)
+    while pos < end:  # blocking writes of one period: the device buffer stays full
+        n = min(pcm.period_frames, end - pos)
+        pcm.write(_tone(pos, n))
+        pos += n
+    info["queued_at_interrupt_frames"] = pcm.delay()
+    info["rewindable_frames"] = pcm.rewindable()
+    marks["interrupt"] = time.perf_counter()
+    if method == "alsa-rewind":
+        n = pcm.rewind(info["rewindable_frames"])
+        info["taken_back_frames"] = n
+        pos -= max(n, 0)
+        pcm.write(_fade_at(pos))
+    elif method == "alsa-drop":
+        heard = pos - pcm.delay()
+        pcm.drop_prepare()
+        info["taken_back_frames"] = pos - heard
+        pcm.write(_fade_at(heard))
+    pcm.write(_silence(0.4))
+    pcm.close()
+    return info
+
+
+def _run_pulse(method: str, latency_ms: float, tone_s: float, margin_ms: float,
+               marks: dict[str, float]) -> dict[str, Any]:
+    s = _Pulse(latency_ms)
+    try:
+        return _play_pulse(s, method, tone_s, margin_ms, marks)
+    except OSError:
+        with s._locked():
+            s.lib.pa_stream_disconnect(s.s)
+        raise
+
+
+def _play_pulse(s: _Pulse, method: str, tone_s: float, margin_ms: float,
+                marks: dict[str, float]) -> dict[str, Any]:
+    info: dict[str, Any] = {"period_frames": s.period_frames, "buffer_frames": s.buffer_frames}
+    marks["click"] = time.perf_counter()
+    s.write(np.concatenate([_click(), _silence(0.4)]))
+    end = s.pos + int(tone_s * RATE)
+    while s.pos < end:
+        s.write(_tone(s.pos, min(s.period_frames, end - s.pos)))
+    marks["interrupt"] = time.perf_counter()
+    if method == "pulse-flush":
+        s.flush()
+    elif method == "pulse-rewrite":
+        old = s.pos
+        info.update(s.rewrite(int(RATE * margin_ms / 1000),
+                              lambda x: np.concatenate([_fade_at(x), _silence(max(0, old - x) / RATE + 0.1)])))
+    s.write(_silence(0.3))
+    s.close()
+    return info
+
+
+def _run_duplex(latency_ms: float, tone_s: float, marks: dict[str, float]) -> dict[str, Any]:
+    from ..engine import AudioEngine
+
+    def pcm24(x: np.ndarray) -> np.ndarray:
+        return np.round(x * 32767).astype("<i2")
+
+    # cpal asks ALSA for two periods of this (the pulse plugin then splits it in thirds)
+    period = max(32, round(latency_ms * RATE / 1000 / 2))
+    eng = AudioEngine(input_device=False, period_frames=period, echo_cancellation=False)
+    eng.start()
+    try:
+        time.sleep(0.4)
+        t24 = np.arange(int(24_000 * CLICK_MS / 1000)) / 24_000
+        marks["click"] = time.perf_counter()
+        eng.play(pcm24(0.5 * np.sin(2 * np.pi * 1000.0 * t24)))
+        eng.end_turn()
+        time.sleep(0.45)
+        k = np.arange(int(24_000 * (tone_s + 1.0)))
+        eng.play(pcm24(AMP * np.sin(2 * np.pi * TONE_HZ * k / 24_000)))
+        time.sleep(tone_s)
+        marks["interrupt"] = time.perf_counter()
+        eng.interrupt()
+        time.sleep(0.5)
+        st = eng.stats()
+        return {"period_frames": st.period_frames, "out_rate_hz": st.output_rate_hz}
+    finally:
+        eng.close()
+
+
+def _analyse(mon: Any, marks: dict[str, float]) -> dict[str, Any]:
+    x = mon.signal()
+    out: dict[str, Any] = {}
+    loud = np.flatnonzero(np.abs(x) >= LOUD)
+    # The null sink renders ahead of its clock by up to its latency and the monitor gets
+    # each block at once, so the recorder's time map can place the click a few ms before
+    # the write: look for it from 20 ms before (all is silent there) and keep the sign.
+    i_click = mon.index(marks["click"])
+    after_click = loud[loud >= i_click - int(0.02 * RATE)]
+    out["roundtrip_ms"] = None if not len(after_click) else round((mon.time(int(after_click[0])) - marks["click"]) * 1e3, 1)
+    if not len(loud):
+        return {**out, "flush_to_silence_ms": None, "note": "nothing recorded"}
+    last = int(loud[-1])
+    if last >= len(x) - int(0.05 * RATE):
+        return {**out, "flush_to_silence_ms": None, "note": "still sounding at the end of the recording"}
+    out["flush_to_silence_ms"] = round((mon.time(last + 1) - marks["interrupt"]) * 1e3, 1)
+    a = np.abs(x[max(0, last - int(0.03 * RATE)) : last + 2])
+    out["step_ratio"] = round(float(np.max(np.abs(np.diff(x[max(0, last - int(0.03 * RATE)) : last + 2])))) / TONE_STEP, 2)
+    # The last millisecond above -40 dBFS: a raised-cosine fade is at most 0.26 of the tone
+    # there; a cut at any phase still holds a near-peak sample (the tone's period is 1 ms).
+    out["fade"] = bool(np.max(np.abs(x[last - int(0.001 * RATE) : last + 1])) < AMP / 2)
+    out["tone_before_end"] = bool(np.max(a[: int(0.01 * RATE)]) > AMP * 0.8)
+    # In-band, no clock: the tone starts after the click and 0.4 s of silence; how much of
+    # it reached the monitor, in stream frames.
+    if len(after_click):
+        onset = loud[loud >= int(after_click[0]) + int(0.2 * RATE)]
+        if len(onset):
+            out["tone_heard_frames"] = last + 1 - int(onset[0])
+    return out
+
+
+def _valid(row: dict[str, Any]) -> bool:
+    """A clean take: the tone was sounding up to its end and no stall of the server (or a
+    starved writer) stretched it (a stretched tone shifts every time on the recording)."""
+    heard = row.get("tone_heard_frames")
+    fts = row.get("flush_to_silence_ms")
+    # ... and still sounding at the interrupt (the recorder's time map may run up to one
+    # sink block early, so a take-back at once can read a few ms below zero).
+    return (fts is not None and fts > -15.0 and bool(row.get("tone_before_end"))
+            and heard is not None and heard <= row["tone_frames"] + RATE // 10
+            and row.get("taken_back", 1) > 0)
+
+
+def run_method(method: str, latency_ms: float, env: dict[str, str], *, tone_s: float = 1.0,
+               margin_ms: float = 2.0) -> dict[str, Any]:
+    """One run of ``method`` with a device buffer of ``latency_ms``, recorded by ``pacat``."""
+    from .realdevice import _PacatCapture
+
+    mon = _PacatCapture(env, os.path.join(tempfile.gettempdir(), f"duplex-hf-{os.getpid()}.f32"))
+    marks: dict[str, float] = {}
+    try:
+        time.sleep(0.3)
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
+        if method == "duplex":
+            info = _run_duplex(latency_ms, tone_s, marks)
+        elif method.startswith("alsa-"):
+            info = _run_alsa(method, latency_ms, tone_s, marks)
+        else:
+            info = _run_pulse(method, latency_ms, tone_s, margin_ms, marks)
+        time.sleep(0.15)
+    except OSError as e:  # the host failed this take: a row that says so, not a hang
+        return {"method": method, "latency_ms": latency_ms, "flush_to_silence_ms": None, "note": str(e)}
+    finally:
+        mon.close()
+    row = {"method": method, "latency_ms": latency_ms, "tone_frames": int(tone_s * RATE), **info,
+           **_analyse(mon, marks)}
+    row["valid"] = _valid(row)
+    if "read_index" in row and "tone_heard_frames" in row:
+        # tone the listener got beyond the server's read index at the interrupt (the
+        # read index itself runs ahead of the ear by the sink's latency)
+        tone_start = len(_click()) + len(_silence(0.4))
+        row["heard_beyond_read_index_frames"] = row["tone_heard_frames"] - (row["read_index"] - tone_start)
+    return row
+
+
+def run(latencies: list[float], methods: list[str], reps: int, margin_ms: float = 2.0) -> list[dict[str, Any]]:
+    """Every method at every latency, interleaved, ``reps`` times, on a fresh null sink."""
+    from ..testing.audio_server import pulse_null_sink
+
+    rows = []
+    with pulse_null_sink() as srv:
+        for rep in range(reps):
+            for lat in latencies:
+                for m in methods:
+                    row = run_method(m, lat, srv.env, margin_ms=margin_ms)
+                    row["rep"] = rep
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """A markdown table: median (min-max) interrupt-to-silence per method and latency, over
+    the clean takes (see ``_valid``; how many of all is given)."""
+    rows = [{**r, "valid": _valid(r) if "tone_frames" in r else False} for r in rows]
+    lats = sorted({r["latency_ms"] for r in rows})
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    lines = ["| method | " + " | ".join(f"{lat:g} ms buffer" for lat in lats) + " | ends in a fade, no step |",
+             "|---|" + "---|" * len(lats) + "---|"]
+    for m in methods:
+        cells = []
+        clean = []
+        for lat in lats:
+            cell = [r for r in rows if r["method"] == m and r["latency_ms"] == lat]
+            v = [r["flush_to_silence_ms"] for r in cell if r["valid"]]
+            clean += [bool(r.get("fade")) and r.get("step_ratio", 99) < 1.5 for r in cell if r["valid"]]
+            cells.append(("-" if not v else f"{statistics.median(v):.1f} ({min(v):.1f} to {max(v):.1f})")
+                         + f" [{len(v)}/{len(cell)}]")
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {sum(clean)}/{len(clean)} |")
+    rts = [r["roundtrip_ms"] for r in rows if r["valid"] and r["method"].startswith("pulse")]
+    if rts:
+        lines.append(f"\nClick round trip through the recording chain (pulse stream, idle): median "
+                     f"{statistics.median(rts):.1f} ms ({min(rts):.1f} to {max(rts):.1f}).")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--latency", default="20,80,150", help="device buffers in ms, comma-separated")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--margin-ms", type=float, default=2.0, help="pulse-rewrite: read index + this")
+    p.add_argument("--json", help="write the rows here")
+    a = p.parse_args(argv)
+    rows = run([float(v) for v in a.latency.split(",")], a.methods.split(","), a.reps, a.margin_ms)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    print(summary(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
