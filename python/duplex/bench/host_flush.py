@@ -51,7 +51,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["METHODS", "run_method", "run", "main"]
+__all__ = ["METHODS", "run_method", "run", "summary", "main"]
 
 RATE = 48_000
 TONE_HZ = 997.0
@@ -527,6 +527,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: runs the matrix on a fresh null sink and prints the summary."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--latency", default="20,80,150", help="device buffers in ms, comma-separated")
     p.add_argument("--methods", default=",".join(METHODS))
