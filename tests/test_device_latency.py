@@ -4,7 +4,8 @@
   back, and ``"low"`` and ``"high"`` give different buffers.
 * A gap a listener hears is counted: the engine's process is stopped (SIGSTOP) for longer
   than its device buffer while the server plays on, so the server runs out of audio and
-  plays silence. The engine's own ring never runs dry (it holds seconds of audio), so only
+  plays silence; an independent recorder (``pacat`` on the sink's monitor) hears it, and the
+  milliseconds counted agree with the milliseconds heard. The engine's own ring never runs dry (it holds seconds of audio), so only
   the device counters can tell; they must. (Whether capture loses audio too depends on how
   much the server buffers for a stopped reader, so it is printed, not asserted.)
 * While the server is dead, read() and play() raise DeviceLostError after their timeout, and
@@ -104,7 +105,29 @@ with duplex.AudioEngine(echo_cancellation=False) as engine:
 """
 
 
-def test_a_stalled_engine_process_is_counted_as_device_underruns(server):
+def heard_gaps(recording: np.ndarray, rate: int = 48_000) -> tuple[int, int]:
+    """Gaps a listener hears in a recorded tone (as in ``reference/measuring.md``): runs of at
+    least 5 ms of 1 ms blocks far below the tone's level, inside the tone. Returns (gaps, ms)."""
+    block = rate // 1000
+    n = len(recording) // block
+    level = np.sqrt(np.mean((recording[: n * block].reshape(n, block) / 32768.0) ** 2, axis=1))
+    loud = np.flatnonzero(level > 0.05)
+    if len(loud) == 0:
+        return 0, 0
+    quiet = level[loud[0]: loud[-1] + 1] <= 0.05
+    edges = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
+    runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+    runs = runs[runs >= 5]
+    return len(runs), int(runs.sum())
+
+
+def test_a_stalled_engine_process_is_counted_as_device_underruns(server, tmp_path):
+    # An independent recorder of what the sink played (another process, as a listener).
+    recording = tmp_path / "monitor.raw"
+    with open(recording, "wb") as sink:
+        recorder = subprocess.Popen(["pacat", "--record", "-d", "nullsink.monitor", "--raw",
+                                     "--format=s16le", "--rate=48000", "--channels=1",
+                                     "--latency-msec=10"], stdout=sink, stdin=subprocess.DEVNULL)
     proc = subprocess.Popen([sys.executable, "-c", STALLED_CLIENT], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -121,15 +144,30 @@ def test_a_stalled_engine_process_is_counted_as_device_underruns(server):
     finally:
         proc.kill()
         proc.wait()
+        recorder.terminate()
+        recorder.wait(timeout=10)
+    gaps, lost_ms = heard_gaps(np.fromfile(recording, dtype="<i2").astype(np.float64))
+    counted_ms = after["output_device_underrun_ms"]
     print(f"[xrun] device underruns {before['output_device_underruns']} -> "
           f"{after['output_device_underruns']} ({after['output_device_underrun_ms']:.0f} ms), "
           f"input overruns {after['input_device_overruns']} ({after['input_device_overrun_ms']:.0f} ms), "
           f"backend xruns {after['output_backend_xruns']}/{after['input_backend_xruns']}, "
-          f"ring underruns {after['underruns']}")
+          f"ring underruns {after['underruns']}; heard at the monitor: {gaps} gaps ({lost_ms} ms)")
     assert after["output_device_underruns"] > before["output_device_underruns"], after
     assert after["output_device_underrun_ms"] > before["output_device_underrun_ms"]
     # The engine's own ring held seconds of audio all along: the gap was below it.
     assert after["underruns"] == 0
+    # The counters tell what the listener heard: the gap is there, and the milliseconds the
+    # engine says were lost are those the recorder found missing (give or take the edges
+    # of each gap and the blocks of the recorder; over a whole run they agreed within 20 %).
+    assert gaps >= 1 and lost_ms >= 100, "the stall was heard at the sink"
+    assert 0.5 * lost_ms - 50 <= counted_ms <= 2 * lost_ms + 100, (counted_ms, lost_ms)
+
+
+def test_without_realtime_the_device_threads_say_so(server):
+    with duplex.AudioEngine(input_device=False, realtime=False) as engine:
+        wait_until(lambda: engine.stats().output_callbacks >= 5, 15, "the output to run")
+        assert engine.stats().output_thread == "normal (real-time off)"
 
 
 def test_read_and_play_raise_device_lost_while_the_server_is_dead(server):
