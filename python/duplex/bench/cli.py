@@ -7,7 +7,8 @@ By default it runs 8 scenarios (idle, three GIL-holding C-call loads, a pure-Pyt
 server-message decoding, 10 FPS JPEG encoding, garbage-collector pressure) for 4
 implementations (duplex, the cookbook client, a Python callback with a 2- and a 4-period
 card buffer), 2.5 s measured per run after 0.3 s of warm-up, then the resampler and scale
-benchmarks (``--skip-extra`` leaves them out). ``--quick`` runs 2 scenarios for 1 s each.
+benchmarks and the echo cancellation section (``--skip-extra`` leaves them out; ``--echo`` runs
+only the echo section). ``--quick`` runs 2 scenarios for 1 s each.
 It prints its estimate first (:func:`estimate_s`, from measured figures) and its progress
 after every run.
 """
@@ -65,7 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, metavar="N",
                         help="measured seconds per run (default 2.5, quick 1.0)")
     parser.add_argument("--skip-extra", action="store_true",
-                        help="do not run the resampler and scale benchmarks")
+                        help="do not run the resampler, scale and echo benchmarks")
+    parser.add_argument("--echo", action="store_true",
+                        help="run only the echo cancellation section (sonora, aec3 and none side by side: "
+                        "ERLE over time, double talk, drift, cost, added latency); with --quick, 6 s per case")
     parser.add_argument("--list", action="store_true", help="list scenarios and implementations, then exit")
     parser.add_argument("--soak", type=float, metavar="MINUTES",
                         help="run only the soak: MINUTES of simulated conversation with interrupts on the "
@@ -84,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 #: Wall time of the extra benchmarks in quick mode, measured with ``duplex bench --quick`` on
 #: the 2-core development machine while other builds ran (resampler 60.5 s, scale 4.9 s).
 #: The full versions were not timed; they take longer.
-EXTRA_QUICK_S = {"resampler": 60.0, "scale": 5.0}
+#: The echo section: 9 engine runs of 6 s (quick) as fast as the device goes, measured 20-30 s.
+EXTRA_QUICK_S = {"resampler": 60.0, "scale": 5.0, "echo": 30.0}
 #: Per headline run, on top of warm-up and the measured seconds (measured: 8 quick runs of
 #: 0.3 + 1.0 s took 10 s), and for writing the report and the plots.
 RUN_OVERHEAD_S = 0.1
@@ -100,11 +105,31 @@ def estimate_s(n_runs: int, cfg: RunConfig, quick: bool, extras: bool) -> float:
     return total
 
 
+EXTRA_MODULES = {"echo": "echo_report"}
+
+
+def _run_echo(args: argparse.Namespace) -> int:
+    """``duplex bench --echo``: only the echo section, with its JSON, markdown and plot."""
+    from . import echo_report
+
+    out = Path(args.out) if args.out else Path("duplex-bench") / datetime.now().strftime("echo-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"duplex bench --echo: writing to {out}; about {EXTRA_QUICK_S['echo'] * (1 if args.quick else 2.5):.0f} s",
+          flush=True)
+    result = echo_report.run(quick=bool(args.quick), progress=True)
+    report.write_json(out / "echo.json", result)
+    (out / "echo.md").write_text(result["markdown"])
+    png = echo_report.plot(result, out / "echo_erle.png")
+    print(result["markdown"])
+    print(f"wrote {out / 'echo.json'}, {out / 'echo.md'}, {png}")
+    return 0
+
+
 def _run_extras(quick: bool) -> dict[str, Any]:
     extras: dict[str, Any] = {}
-    for key in ("resampler", "scale"):
+    for key in ("resampler", "scale", "echo"):
         try:
-            module = __import__(f"{__package__}.{key}", fromlist=["run"])
+            module = __import__(f"{__package__}.{EXTRA_MODULES.get(key, key)}", fromlist=["run"])
         except ImportError:
             continue
         guess = f"about {EXTRA_QUICK_S[key]:.0f} s" if quick else f"longer than the {EXTRA_QUICK_S[key]:.0f} s of --quick"
@@ -151,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         from .devicegaps import run_cli
 
         return run_cli(args, prefix="devices_")
+    if getattr(args, "echo", False):
+        return _run_echo(args)
     quick = bool(args.quick)
     scenarios = _names(args.scenarios) or (QUICK_SCENARIOS if quick else DEFAULT_SCENARIOS)
     impls = _names(getattr(args, "implementations", None)) or DEFAULT_IMPLEMENTATIONS
@@ -216,6 +243,10 @@ def run(args: argparse.Namespace) -> int:
     report.write_json(out / "results.json", {"meta": meta, "summary": summary, "runs": runs})
     print("  plotting ...", flush=True)
     pngs = report.plot_all(runs, out, period_ms, FADE_MS)
+    if isinstance(extras.get("echo"), dict) and extras["echo"].get("rows"):
+        from .echo_report import plot as plot_echo
+
+        pngs.append(plot_echo(extras["echo"], out / "echo_erle.png"))
     print(f"  headline scenarios took {bench_wall:.0f} s")
     for line in report.markdown(runs, summary, meta).splitlines():
         if line.startswith("* "):

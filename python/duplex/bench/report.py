@@ -183,7 +183,8 @@ def markdown(runs: list[dict[str, Any]], summary: dict[str, Any], meta: dict[str
         "modelled by timestamps: it plays frame f at t0 + f/rate, holds 2 (or 4) periods, and inserts silence when",
         "Python hands a period over after the card needed it.",
     ]
-    titles = {"resampler": "Resampler (duplex.bench.resampler)", "scale": "Scale (duplex.bench.scale)"}
+    titles = {"resampler": "Resampler (duplex.bench.resampler)", "scale": "Scale (duplex.bench.scale)",
+              "echo": "Echo cancellation (duplex.bench.echo_report, plot echo_erle.png)"}
     for key, title in titles.items():
         extra = meta.get("extras", {}).get(key)
         if not isinstance(extra, dict):
