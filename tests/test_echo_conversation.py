@@ -8,11 +8,14 @@ With cancellation there must be none, while a user who talks over the model is s
 heard and the answer flushed.
 
 Real time: each conversation is about 24 s (the emulator paces its answers like the service).
+``DUPLEX_ECHO_LONG=1`` makes it the issue's 60 s conversation of several turns (about 65 s
+each): the first two questions come back four times before the story and the barge-in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +44,9 @@ def mic(tmp_path_factory) -> Path:
     phrases = [speak(text, i)[0] for i, text in enumerate(
         ["What is the weather like today?", "And tomorrow?", "Tell me a story.", "Stop, wait a moment."])]
     gap = lambda s: np.zeros(int(s * RATE), np.float32)  # noqa: E731
-    audio = np.concatenate([gap(0.3), phrases[0], gap(5.0), phrases[1], gap(5.0), phrases[2], gap(1.6),
-                            phrases[3], gap(5.0)])
+    rounds = 4 if os.environ.get("DUPLEX_ECHO_LONG") else 1  # on demand: the 60 s conversation
+    audio = np.concatenate([gap(0.3), *[x for _ in range(rounds) for x in (phrases[0], gap(5.0), phrases[1], gap(5.0))],
+                            phrases[2], gap(1.6), phrases[3], gap(5.0)])
     pcm = np.clip(audio * 32767, -32768, 32767).astype(np.int16)
     return write_wav(tmp_path_factory.mktemp("echo") / "mic.wav", pcm, RATE)
 
