@@ -155,7 +155,12 @@ def frozen_engine() -> duplex.AudioEngine:
     """An engine whose clock barely moves (a 10 ms period takes 10 s at speed 0.001), so
     what is queued changes only by what the test itself does."""
     device = duplex.VirtualDevice(speed=0.001, output=None)
-    return duplex.AudioEngine(backend=device, playback_buffer_ms=1_000, prebuffer_ms=50).start()
+    engine = duplex.AudioEngine(backend=device, playback_buffer_ms=1_000, prebuffer_ms=50).start()
+    # The device thread runs its first period as soon as it starts, which on a loaded
+    # machine can be after the test's first snapshot; wait for it, the next is 10 s away.
+    while engine.stats().output_callbacks < 1:
+        time.sleep(0.001)
+    return engine
 
 
 @SETTINGS
