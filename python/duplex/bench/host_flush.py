@@ -18,8 +18,8 @@ by what a separate recorder (``pacat`` on the null sink's monitor) hears:
   within ``GUARD_MS``), then overwrite the queue from ``R + S + margin`` with
   the faded continuation and silence (``pa_stream_write`` with ``PA_SEEK_ABSOLUTE``): the
   server drops what was queued there and plays the fade.
-* ``duplex``: ``duplex.AudioEngine`` (cpal -> ALSA -> pulse plugin) with a device buffer of the
-  same size, ``interrupt()``: what the engine does today.
+* ``duplex``: ``duplex.AudioEngine(latency=...)`` (cpal -> ALSA -> pulse plugin) with the same
+  device buffer, ``interrupt()``: what the engine does today.
 
 The libraries are reached through ``ctypes`` (``libasound.so.2``, ``libpulse.so.0``: the
 runtime libraries a sound server installs; no -dev package, no compiler). The tone is 997 Hz,
@@ -386,9 +386,7 @@ def _run_duplex(latency_ms: float, tone_s: float, marks: dict[str, float]) -> di
     def pcm24(x: np.ndarray) -> np.ndarray:
         return np.round(x * 32767).astype("<i2")
 
-    # cpal asks ALSA for two periods of this (the pulse plugin then splits it in thirds)
-    period = max(32, round(latency_ms * RATE / 1000 / 2))
-    eng = AudioEngine(input_device=False, period_frames=period, echo_cancellation=False)
+    eng = AudioEngine(input_device=False, latency=latency_ms, echo_cancellation=False)
     eng.start()
     try:
         time.sleep(0.4)
@@ -404,7 +402,8 @@ def _run_duplex(latency_ms: float, tone_s: float, marks: dict[str, float]) -> di
         eng.interrupt()
         time.sleep(0.5)
         st = eng.stats()
-        return {"period_frames": st.period_frames, "out_rate_hz": st.output_rate_hz}
+        return {"period_frames": st.output_period_frames, "out_rate_hz": st.output_rate_hz,
+                "output_delay_ms": round(st.output_delay_ms, 1)}
     finally:
         eng.close()
 
@@ -412,6 +411,8 @@ def _run_duplex(latency_ms: float, tone_s: float, marks: dict[str, float]) -> di
 def _analyse(mon: Any, marks: dict[str, float]) -> dict[str, Any]:
     x = mon.signal()
     out: dict[str, Any] = {}
+    if not len(x) or not math.isfinite(mon.t0):  # the recorder got nothing (a stalled server)
+        return {"flush_to_silence_ms": None, "note": "nothing recorded"}
     loud = np.flatnonzero(np.abs(x) >= LOUD)
     # The null sink renders ahead of its clock by up to its latency and the monitor gets
     # each block at once, so the recorder's time map can place the click a few ms before
