@@ -42,11 +42,13 @@ def server():
 def _take(method: str, env: dict[str, str], tries: int = 3) -> dict:
     from duplex.bench.host_flush import run_method
 
-    # A busy machine can starve the probe's Python writer (the tone then has a gap and the
-    # recording is not a clean take); retry such takes, never the judgement itself.
+    # A busy machine can starve the probe's Python writer: the tone then has a gap, or the
+    # device buffer was not full at the interrupt, and the take tests nothing. Retry such
+    # takes (row["valid"] and a full buffer are preconditions), never the judgement itself.
     for _ in range(tries):
         row = run_method(method, 80.0, env)
-        if row.get("tone_heard_frames") and row.get("tone_before_end"):
+        full = row.get("taken_back", row.get("taken_back_frames", 0)) >= row.get("buffer_frames", 1) // 2
+        if row.get("valid") and full:
             return row
     pytest.skip(f"no clean take of {method} in {tries} tries: {row}")
 
