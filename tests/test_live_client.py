@@ -354,6 +354,25 @@ def test_stop_during_a_frozen_session_returns_within_a_second(virtual_engine):
     assert time.monotonic() - stopped_at[0] < 1.5
 
 
+def test_duration_is_honoured_with_a_session_frozen_mid_conversation(virtual_engine):
+    # Frozen after the setup and an answer's first chunk, with the microphone streaming at
+    # 20x real time into a socket nobody reads: the keepalive (35 s) has not fired yet, the
+    # closing handshake will never be answered, and duration still ends it.
+    engine = virtual_engine(speed=20.0)
+
+    async def script(c):
+        await c.accept_setup()
+        await c.stream(tone_pcm(440, 0.2))
+        c.freeze()
+        await asyncio.sleep(60)
+
+    t0 = time.monotonic()
+    conv, events, _ = asyncio.run(converse(script, engine, duration=1.5))
+    assert time.monotonic() - t0 < 4.0
+    assert kinds(events)[-1] == "closed" and "error" not in kinds(events)
+    assert conv.connections == 1
+
+
 # -- text, mute, transcripts ---------------------------------------------------------------
 
 
@@ -429,3 +448,4 @@ def test_transcription_fragments_keep_finished_and_aggregate(virtual_engine):
     assert [e.data["finished"] for e in outputs] == [False, True]
     assert conv.transcript == [("user", "Hello there, friend."), ("model", "Hi you")]
     assert [e.data["total_tokens"] for e in events if e.kind == "usage"] == [7]
+

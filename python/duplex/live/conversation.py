@@ -99,6 +99,8 @@ class LiveConversation:
         self.transcript: list[tuple[str, str]] = []
         self.chunks_sent = 0
         self.frames_sent = 0
+        #: Video frames taken from the streamer but not sent because their connection ended.
+        self.frames_dropped = 0
         self.texts_sent = 0
         self.connections = 0
         self.malformed_messages = 0
@@ -434,6 +436,10 @@ class LiveConversation:
                         await session.send_realtime_input(activity_start=types.ActivityStart())
                     else:
                         await session.send_realtime_input(activity_end=types.ActivityEnd())
+            if net.transport_closing(session):
+                # The socket is gone (reset by the peer) or closing: keep the chunk for the
+                # next connection rather than write it into a dead transport.
+                raise net.ConnectionLost("the connection was lost while sending audio")
             await session.send_realtime_input(audio=types.Blob(data=chunk, mime_type="audio/pcm;rate=16000"))
             # Only a chunk that went out is done with; a failed send is retried on the
             # resumed connection, so no captured audio is lost across a reconnect.
@@ -441,6 +447,10 @@ class LiveConversation:
             self.chunks_sent += 1
             last_sent = time.monotonic()
             stream_open = True
+            # A backlog (after a reconnect) is sent chunk by chunk without waiting: yield
+            # between chunks so that the receiver (an `interrupted`) and a lost socket's
+            # callbacks run, instead of hundreds of writes into a socket already reset.
+            await asyncio.sleep(0)
 
     async def _end_audio_stream(self, session: Any) -> None:
         if self._activity is not None:
@@ -473,8 +483,14 @@ class LiveConversation:
         async for frame in self.video.frames():
             self._forward_video_events()
             if stop.is_set():
+                self.frames_dropped += 1  # taken as the connection ended: not sent
                 return
-            await session.send_realtime_input(video=types.Blob(data=frame.jpeg, mime_type="image/jpeg"))
+            try:
+                await session.send_realtime_input(video=types.Blob(data=frame.jpeg, mime_type="image/jpeg"))
+            except BaseException:
+                # The connection ended under this frame; the next one supersedes it anyway.
+                self.frames_dropped += 1
+                raise
             self.frames_sent += 1
             self._emit("video", f"{frame.width}x{frame.height}", width=frame.width, height=frame.height,
                        bytes=len(frame.jpeg), sequence=frame.sequence)

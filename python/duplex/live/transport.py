@@ -19,7 +19,8 @@ from typing import Any
 from google.genai import errors as genai_errors
 
 __all__ = ["ConnectionLost", "MalformedMessage", "abort_socket", "classify_receive_error",
-           "parse_time_left", "pending_socket", "recommended_websocket_args", "socket_of"]
+           "parse_time_left", "pending_socket", "recommended_websocket_args", "socket_of",
+           "transport_closing"]
 
 _DURATION = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*s?\s*$")
 
@@ -60,6 +61,17 @@ def parse_time_left(value: Any) -> float:
 def socket_of(session: Any) -> Any | None:
     """The websocket of an SDK ``AsyncSession`` (a private attribute; None if absent)."""
     return getattr(session, "_ws", None)
+
+
+def transport_closing(session: Any) -> bool:
+    """Whether the session's socket is closing or already lost (False when unknown)."""
+    transport = getattr(socket_of(session), "transport", None)
+    is_closing = getattr(transport, "is_closing", None)
+    if is_closing is None:
+        return False
+    with contextlib.suppress(Exception):
+        return bool(is_closing())
+    return False
 
 
 def pending_socket(context_manager: Any) -> Any | None:
