@@ -72,9 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "ERLE over time, double talk, drift, cost, added latency); with --quick, 6 s per case")
     parser.add_argument("--list", action="store_true", help="list scenarios and implementations, then exit")
     parser.add_argument("--soak", type=float, metavar="MINUTES",
-                        help="run only the soak: MINUTES of simulated conversation with interrupts on the "
-                        "virtual device, faster than real time, checking that memory, threads and file "
-                        "descriptors stay flat and every frame is accounted (exit 1 if not)")
+                        help="run only the soaks, MINUTES of simulated conversation each, faster than real "
+                        "time: the engine alone (dense turns and barge-ins), then the whole session (a Live "
+                        "conversation through the SDK and the emulator with barge-ins, video and a goAway, "
+                        "1011 or dropped connection on every connection; an hour takes about 6.5 min at "
+                        "10x); checks that memory, threads and file descriptors stay flat and every frame "
+                        "is accounted (exit 1 if not)")
+    parser.add_argument("--soak-speed", type=float, default=10.0, metavar="X",
+                        help="speed of the whole-session soak, times real time (1..30, default 10)")
     parser.add_argument("--devices", action="store_true",
                         help="run only the real-sound-server benchmark (duplex.bench.devicegaps): gaps per minute "
                         "in full duplex heard by an independent recorder of a PulseAudio null sink, under four "
@@ -169,9 +174,16 @@ def run(args: argparse.Namespace) -> int:
 
         if not (args.soak > 0 and args.soak < 1e6):
             raise SystemExit("duplex bench: --soak takes a number of simulated minutes > 0, e.g. 60")
+        speed = getattr(args, "soak_speed", 10.0)
+        if not 1 <= speed <= 30:
+            raise SystemExit("duplex bench: --soak-speed takes 1..30 (times real time)")
         result = run_soak(args.soak, progress=True)
         print(result.summary())
-        return 0 if result.ok else 1
+        from .soak_live import run_live_soak
+
+        live = run_live_soak(args.soak, speed, progress=True)
+        print(live.summary())
+        return 0 if result.ok and live.ok else 1
     if getattr(args, "devices", False):
         from .devicegaps import run_cli
 
