@@ -116,9 +116,18 @@ impl CaptureReader {
         self.ring.slots()
     }
 
-    /// Moves everything in the ring through the resampler.
+    /// Moves what the ring holds through the resampler, at most a few chunks' worth: after a
+    /// stall the ring can hold a minute or more, and resampling all of it at once grew
+    /// `resampled` to that size (kept as capacity: RSS rose by tens of MB in steps, seen
+    /// in the soak) and made every chunk read shift the whole backlog. The ring is the
+    /// backlog's preallocated home; each read takes what the next chunks need.
     fn drain_ring(&mut self) {
-        let n = self.ring.slots();
+        let chunk_device_frames = (self.chunk_frames as u64 * u64::from(self.device_rate))
+            .div_ceil(u64::from(CAPTURE_RATE_HZ)) as usize;
+        let n = self
+            .ring
+            .slots()
+            .min(4 * chunk_device_frames + self.resampler.chunk_frames());
         if n == 0 {
             return;
         }

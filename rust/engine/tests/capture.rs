@@ -103,3 +103,33 @@ fn every_sample_format_is_converted_to_the_same_level() {
         );
     }
 }
+
+#[test]
+fn a_backlog_stays_in_the_ring_and_is_resampled_a_few_chunks_at_a_time() {
+    // 60 s captured while nobody read (a stalled reader). The first read used to resample
+    // all of it at once (a 60 s buffer kept as capacity, and every later read shifted it);
+    // now the ring keeps the backlog and each read takes a few chunks' worth. Nothing is
+    // lost, in order.
+    let stats = Arc::new(SharedStats::default());
+    let (writer, mut reader) =
+        capture_channel(48_000, 48_000 * 61, 20, Arc::clone(&stats)).unwrap();
+    let mut cb = InputCallback::new(writer, 1, 48_000, Arc::clone(&stats));
+    let tone = sine_f32(48_000, 440.0, 0.5, 48_000 * 60);
+    for block in tone.chunks(480) {
+        cb.process(block);
+    }
+    assert!(reader.try_read().is_some());
+    assert!(
+        reader.queued_frames() > 48_000 * 59,
+        "the first read took {} frames out of the ring",
+        48_000 * 60 - reader.queued_frames()
+    );
+    let mut chunks = 1;
+    while let Some(chunk) = reader.try_read() {
+        assert_eq!(chunk.len(), 320);
+        chunks += 1;
+    }
+    // 60 s in, all but the resampler's last partial chunk out.
+    assert!(chunks >= 2_999, "{chunks} chunks");
+    assert_eq!(stats.capture_overflow_frames.load(Relaxed), 0);
+}
