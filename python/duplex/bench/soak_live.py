@@ -375,6 +375,8 @@ def _check(result: LiveSoakResult, s: Any, conv: Any, minutes: float) -> None:
         f.append(f"{totals['video_frames_invalid']} video frames the server could not decode")
     if result.simulated_s < minutes * 60:
         f.append(f"only {result.simulated_s:.0f} of {minutes * 60:.0f} simulated seconds ran")
+    if result.connections == 0:
+        f.append("the conversation never connected")
     if result.malformed_messages:
         f.append(f"{result.malformed_messages} malformed server messages")
     if len(result.rss_mb) >= 3:
