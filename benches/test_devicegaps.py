@@ -1,13 +1,13 @@
 """Smoke test of the real-sound-server benchmark (:mod:`duplex.bench.devicegaps`).
 
 Runs it in quick mode (2 s cells) for duplex and the cookbook client under two loads, plus
-barge-in and capture latency, on a fresh PulseAudio null sink (about 45 s), and puts the
+barge-in and capture latency, on a fresh PulseAudio null sink (about a minute), and puts the
 figures in ``benchmark.extra_info``. No timing is asserted (shared machines): only that every
 cell ran, the recorder heard the tone, and the numbers are well formed. Skipped when
 pulseaudio is not installed, unless ``CI`` is set (then it fails).
 
     pytest benches/test_devicegaps.py --benchmark-disable
-    python -m duplex.bench.devicegaps          # the full run (about 9 minutes)
+    python -m duplex.bench.devicegaps          # the full run (about 10 minutes)
 """
 
 from __future__ import annotations

@@ -83,8 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", action="store_true",
                         help="run only the real-sound-server benchmark (duplex.bench.devicegaps): gaps per minute "
                         "in full duplex heard by an independent recorder of a PulseAudio null sink, under four "
-                        "loads, barge-in and capture latency, against PortAudio baselines (about 9 minutes; "
-                        "--quick about a minute; --seconds sets the tone per cell)")
+                        "loads, barge-in and capture latency, against PortAudio baselines (about 10 minutes; "
+                        "--quick about 3.5; --seconds sets the tone per cell)")
     from .devicegaps import add_arguments as _add_devices
 
     _add_devices(parser, prefix="devices-")

@@ -19,8 +19,8 @@ Python, as in a conversation.
   the click's onset at the monitor (recorder) to the arrival in Python of the 16 kHz chunk
   that holds it (duplex ``read()``, a naive sounddevice ``InputStream``).
 
-    python -m duplex.bench.devicegaps                 # the full run, about 9 minutes
-    python -m duplex.bench.devicegaps --quick         # smoke: 2 s cells, about a minute
+    python -m duplex.bench.devicegaps                 # the full run, about 10 minutes
+    python -m duplex.bench.devicegaps --quick         # smoke: 2 s cells, about 3.5 minutes
     duplex bench --devices [--quick]                  # the same from the CLI
 """
 
@@ -260,7 +260,7 @@ def run_cell(task: str, subject: str, env: dict[str, str], tmp: str, load: str =
 
 def run(quick: bool = False, seconds: float | None = None, repeat: int = 1,
         subjects: tuple[str, ...] | None = None, loads: tuple[str, ...] | None = None,
-        progress: bool = True) -> dict[str, Any]:
+        progress: bool = True, tasks: tuple[str, ...] = ("gaps", "bargein", "capture")) -> dict[str, Any]:
     """Runs the gap, barge-in and capture cells on a fresh null sink; returns rows and meta."""
     if not available():
         reason = "pulseaudio/pactl/pacat not installed (scripts/audio-server.sh install)"
@@ -274,11 +274,11 @@ def run(quick: bool = False, seconds: float | None = None, repeat: int = 1,
     interrupts, clicks = (2, 3) if quick else (8, 10)
     plan: list[tuple[str, str, str]] = []
     for r in range(repeat):
-        for k, load in enumerate(loads):
+        for k, load in enumerate(loads if "gaps" in tasks else ()):
             order = gap_subjects if (k + r) % 2 == 0 else tuple(reversed(gap_subjects))
             plan += [("gaps", s, load) for s in order]
-        plan += [("bargein", s, "idle") for s in gap_subjects]
-        plan += [("capture", s, "idle") for s in cap_subjects]
+        plan += [("bargein", s, "idle") for s in gap_subjects if "bargein" in tasks]
+        plan += [("capture", s, "idle") for s in cap_subjects if "capture" in tasks]
     rows: list[dict[str, Any]] = []
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="duplex-devicegaps-") as tmp, pulse_null_sink() as srv:
@@ -340,6 +340,8 @@ def add_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument(f"--{prefix}repeat", type=int, default=1, help="repetitions of the whole plan (default 1)")
     p.add_argument(f"--{prefix}subjects", nargs="+", metavar="NAME", help=f"implementations (of {' '.join(SUBJECTS)})")
     p.add_argument(f"--{prefix}loads", nargs="+", metavar="NAME", help=f"loads (of {' '.join(LOADS)})")
+    p.add_argument(f"--{prefix}tasks", nargs="+", metavar="NAME", choices=("gaps", "bargein", "capture"),
+                   help="what to measure (default: gaps bargein capture)")
 
 
 def run_cli(a: argparse.Namespace, prefix: str = "") -> int:
@@ -348,7 +350,8 @@ def run_cli(a: argparse.Namespace, prefix: str = "") -> int:
 
     get = lambda k: getattr(a, prefix + k, None)  # noqa: E731
     res = run(quick=bool(a.quick), seconds=a.seconds, repeat=get("repeat") or 1,
-              subjects=tuple(get("subjects") or ()) or None, loads=tuple(get("loads") or ()) or None)
+              subjects=tuple(get("subjects") or ()) or None, loads=tuple(get("loads") or ()) or None,
+              tasks=tuple(get("tasks") or ("gaps", "bargein", "capture")))
     if "skipped" in res:
         print(f"skipped: {res['skipped']}")
         return 0

@@ -107,6 +107,8 @@ def plot(res: dict[str, Any], path: Path) -> Path | None:
     gaps = _ok(rows, "gaps")
     subjects = _order(gaps)
     loads = [x for x in LOADS if any(r["load"] == x for r in gaps)]
+    if not gaps:
+        return None  # the plot is about the gap cells; barge-in/capture alone are in the tables
     fig = plt.figure(figsize=(11, 8.5), dpi=80)
     ax = fig.add_subplot(2, 1, 1)
     width = 0.8 / max(len(subjects), 1)

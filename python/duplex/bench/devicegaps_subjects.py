@@ -124,7 +124,7 @@ class DuplexSubject:
 
     def counters(self) -> dict[str, Any]:
         s = self.engine.stats().as_dict()
-        keep = ("underrun", "device", "overflow", "period", "buffer_frames", "latency", "realtime", "host", "xrun")
+        keep = ("underrun", "device", "overflow", "period", "buffer", "latency", "realtime", "host", "xrun", "thread")
         out = {k: v for k, v in s.items() if any(w in k for w in keep) and not isinstance(v, (list, dict))}
         out["setting"] = self.setting
         out["echo_cancellation"] = self.engine.echo_cancellation
