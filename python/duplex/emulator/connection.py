@@ -34,7 +34,7 @@ from .tools import (INVALID_ARGUMENT, ToolCall, Tools, calls_named_in, describe_
 from ..vad import EnergyVad, VadConfig
 from .voice import Voice
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 INPUT_RATE_HZ = 16_000
 SETUP_TIMEOUT_S = 30.0
@@ -87,7 +87,7 @@ class Connection:
         self._answer_task: asyncio.Task[None] | None = None
         self._answer: Answer | None = None  # the answer in progress (until its turn ends)
         self._queue: list[tuple[Answer, str | None, float]] = []  # answers waiting for the current one
-        self.tools = Tools()
+        self.tools: Tools = Tools()
         self._calls: dict[str, ToolCall] = {}  # every function call issued on this connection, by id
         self._waiting: list[ToolCall] | None = None  # BLOCKING calls the model waits on, silent
         self._scenario_tool_turns = 0

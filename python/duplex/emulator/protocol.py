@@ -42,7 +42,7 @@ class ProtocolError(Exception):
     def __init__(self, reason: str, code: int = 1007, detail: str | None = None) -> None:
         super().__init__(reason)
         self.code = code
-        self.reason = truncate_reason(reason)
+        self.reason: str = truncate_reason(reason)
         #: What exactly was wrong, for the session record, when ``reason`` is the service's terse one.
         self.detail = detail
 

@@ -29,7 +29,7 @@ from .records import Session
 from .scenarios import SCENARIO_HEADER, Scenario, ScenarioError, scenario_from
 from .voice import Voice
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 #: Upgrade paths the SDK (and raw-WebSocket clients) use; leading slashes are normalised.
 LIVE_PATH = re.compile(
@@ -106,11 +106,11 @@ class LiveEmulator:
                  accepted_input_rates: tuple[int, ...] = (INPUT_RATE_HZ,),
                  cert_dir: str | Path | None = None) -> None:
         self.host = host
-        self.port = port
-        self.default_scenario = scenario_from(scenario)
-        self.voice = voice or Voice()
+        self.port: int = port
+        self.default_scenario: Scenario = scenario_from(scenario)
+        self.voice: Voice = voice or Voice()
         self.require_api_key = require_api_key
-        self.accepted_input_rates = tuple(accepted_input_rates)
+        self.accepted_input_rates: tuple[int, ...] = tuple(accepted_input_rates)
         self._cert_dir = cert_dir
         self._certs: CertificateFiles | None = None
         self._server: Server | None = None
@@ -297,7 +297,7 @@ class EmulatorThread:
     """
 
     def __init__(self, emulator: LiveEmulator | None = None, start_timeout_s: float = 10.0) -> None:
-        self.emulator = emulator or LiveEmulator()
+        self.emulator: LiveEmulator = emulator or LiveEmulator()
         self.start_timeout_s = start_timeout_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -87,7 +87,7 @@ class Voice:
 
     def __init__(self, *, use_espeak: bool = True, espeak_voice: str = "en-us",
                  words_per_minute: int = 175, amplitude: int = 100) -> None:
-        self.espeak_path = shutil.which("espeak-ng") if use_espeak else None
+        self.espeak_path: str | None = shutil.which("espeak-ng") if use_espeak else None
         self.espeak_voice = espeak_voice
         self.words_per_minute = words_per_minute
         self.amplitude = amplitude

@@ -37,7 +37,7 @@ from .tools import ToolRunner, ToolSet
 
 __all__ = ["LiveConversation", "RETRYABLE_CLOSE_CODES"]
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 #: Close codes after which the session is resumed (server-side faults and lost sockets).
 RETRYABLE_CLOSE_CODES = {1001, 1006, 1011, 1012, 1013, 1014}
@@ -92,18 +92,18 @@ class LiveConversation:
     ) -> None:
         self.engine = engine
         self.client = client
-        self.config = config or LiveConfig()
+        self.config: LiveConfig = config or LiveConfig()
         self.video = video
-        self.tools = ToolSet(self.config.tools)
+        self.tools: ToolSet = ToolSet(self.config.tools)
         self.resumption_handle: str | None = None
         self.transcript: list[tuple[str, str]] = []
-        self.chunks_sent = 0
-        self.frames_sent = 0
+        self.chunks_sent: int = 0
+        self.frames_sent: int = 0
         #: Video frames taken from the streamer but not sent because their connection ended.
-        self.frames_dropped = 0
-        self.texts_sent = 0
-        self.connections = 0
-        self.malformed_messages = 0
+        self.frames_dropped: int = 0
+        self.texts_sent: int = 0
+        self.connections: int = 0
+        self.malformed_messages: int = 0
         self._events: asyncio.Queue[LiveEvent | None] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self._pending_chunk: bytes | None = None

@@ -48,9 +48,9 @@ class ModelOutput:
         self._odd_byte = b""  # half a sample carried to the next chunk of the same turn
         self._input_parts: list[str] = []
         self._after_interrupt = False  # an interrupted turn's turnComplete may still come
-        self.answer_in_progress = False
-        self.odd_bytes = 0
-        self.resampled_chunks = 0
+        self.answer_in_progress: bool = False
+        self.odd_bytes: int = 0
+        self.resampled_chunks: int = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -234,9 +234,9 @@ class ToolRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._names: dict[str, str] = {}
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self.calls = 0
-        self.errors = 0
-        self.cancelled = 0
+        self.calls: int = 0
+        self.errors: int = 0
+        self.cancelled: int = 0
 
     def handle_call(self, session: Any, tool_call: types.LiveServerToolCall) -> None:
         """Starts every function call of a ``toolCall`` message (returns at once)."""
