@@ -39,13 +39,13 @@ class SessionFigures:
     levels are of its last metering period, so the end summary averages them instead."""
 
     def __init__(self) -> None:
-        self.periods = 0
-        self.output_periods = 0  # periods in which the model's audio was playing
+        self.periods: int = 0
+        self.output_periods: int = 0  # periods in which the model's audio was playing
         self._input_power = 0.0
         self._output_power = 0.0
-        self.input_peak_dbfs = SILENCE_DBFS
-        self.output_peak_dbfs = SILENCE_DBFS
-        self.max_buffered_ms = 0.0
+        self.input_peak_dbfs: float = SILENCE_DBFS
+        self.output_peak_dbfs: float = SILENCE_DBFS
+        self.max_buffered_ms: float = 0.0
 
     def update(self, stats: dict[str, Any]) -> None:
         """Adds one ``stats`` snapshot (a dict of :class:`~duplex.Stats` fields)."""
@@ -110,13 +110,13 @@ class StatusLine:
     def __init__(self, out: TextIO, quiet: bool = False, *, width: int | None = None,
                  colour: bool | None = None) -> None:
         self.out = out
-        self.quiet = quiet
-        self.tty = out.isatty()
-        self.colour = (self.tty and "NO_COLOR" not in os.environ) if colour is None else colour
+        self.quiet: bool = quiet
+        self.tty: bool = out.isatty()
+        self.colour: bool = (self.tty and "NO_COLOR" not in os.environ) if colour is None else colour
         self.width = width
-        self.model_text = ""
-        self.last_status = ""
-        self.session = SessionFigures()
+        self.model_text: str = ""
+        self.last_status: str = ""
+        self.session: SessionFigures = SessionFigures()
         self._last: tuple[dict[str, Any], str] | None = None
 
     def _columns(self) -> int:

@@ -84,7 +84,7 @@ class EnergyVad:
     """Streaming energy VAD; feed int16 samples, get :class:`VadEvent` items back."""
 
     def __init__(self, config: VadConfig | None = None) -> None:
-        self.config = config or VadConfig()
+        self.config: VadConfig = config or VadConfig()
         self._frame = self.config.frame_samples
         self._start_frames = max(1, math.ceil(self.config.start_ms / self.config.frame_ms))
         self._end_frames = max(1, math.ceil(self.config.end_ms / self.config.frame_ms))

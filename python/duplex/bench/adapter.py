@@ -50,9 +50,9 @@ class DuplexAdapter:
         self.fade_ms = fade_ms
         self._input_signal = input_signal
         self.engine: AudioEngine | None = None
-        self.t0 = 0.0
+        self.t0: float = 0.0
         #: How long after ``engine.start()`` was called the device clock started, in seconds.
-        self.t0_after_start_call_s = 0.0
+        self.t0_after_start_call_s: float = 0.0
         self._recording: np.ndarray | None = None
         #: ``(perf_counter, frames_rendered)`` noted just before each ``interrupt()``.
         self.interrupt_marks: list[tuple[float, int]] = []

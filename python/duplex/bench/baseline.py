@@ -80,7 +80,7 @@ class _BaselineCommon:
     """What both baselines share: the card, the capture chunking and the stats."""
 
     #: Short name used in tables.
-    name = "baseline"
+    name: str = "baseline"
 
     def __init__(
         self,
@@ -95,7 +95,7 @@ class _BaselineCommon:
         self.period_frames = period_frames
         self.buffer_periods = buffer_periods
         self.chunk_ms = chunk_ms
-        self.chunk_device_frames = rate * chunk_ms // 1000
+        self.chunk_device_frames: int = rate * chunk_ms // 1000
         self._input_signal = input_signal
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -304,7 +304,7 @@ class CallbackBaseline(_BaselineCommon):
         self._capture_frames = 0
         self._cond = threading.Condition()
         if self.buffer_periods != 2:
-            self.name = f"callback-{self.buffer_periods}p"
+            self.name: str = f"callback-{self.buffer_periods}p"
 
     def _input_capacity(self) -> int:
         return self.buffer_periods + 1

@@ -67,12 +67,12 @@ class Load:
     """Base class: a daemon thread running :meth:`body` until :meth:`stop`."""
 
     #: Scenario-independent name of the load.
-    name = "load"
+    name: str = "load"
 
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.cpu_s = 0.0
+        self.cpu_s: float = 0.0
 
     def prepare(self) -> None:
         """Work done before the measurement starts (building data); default none."""
@@ -123,10 +123,10 @@ class CGilLoad(Load):
 
     def __init__(self, hold_ms: float, every_ms: float = 100.0) -> None:
         super().__init__()
-        self.name = f"cgil{int(hold_ms)}"
+        self.name: str = f"cgil{int(hold_ms)}"
         self.hold_ms = hold_ms
         self.every_ms = every_ms
-        self.n = 0
+        self.n: int = 0
         self.bursts_ms: list[float] = []
 
     def prepare(self) -> None:
@@ -164,10 +164,10 @@ class PyLoopLoad(Load):
 
     def __init__(self, busy_ms: float = 50.0, every_ms: float = 100.0) -> None:
         super().__init__()
-        self.name = f"pyloop{int(busy_ms)}"
+        self.name: str = f"pyloop{int(busy_ms)}"
         self.busy_ms = busy_ms
         self.every_ms = every_ms
-        self.iterations = 0
+        self.iterations: int = 0
 
     def body(self) -> None:
         """Spins in bytecode, then sleeps the rest of the cycle."""
@@ -195,10 +195,10 @@ class ServerMessageLoad(Load):
         self.rate_hz = rate_hz
         self.seed = seed
         self.messages: list[str] = []
-        self.decoded = 0
-        self.decoded_bytes = 0
+        self.decoded: int = 0
+        self.decoded_bytes: int = 0
         self.decode_ms: list[float] = []
-        self.via = "json+base64"
+        self.via: str = "json+base64"
         self._model: Any = None
 
     def prepare(self) -> None:
@@ -255,13 +255,13 @@ class JpegLoad(Load):
 
     def __init__(self, fps: float, size: int = 768, quality: int = 85, seed: int = 3) -> None:
         super().__init__()
-        self.name = f"jpeg{fps:g}fps"
+        self.name: str = f"jpeg{fps:g}fps"
         self.fps = fps
         self.size = size
         self.quality = quality
         self.seed = seed
         self.frames: list[np.ndarray] = []
-        self.encoded = 0
+        self.encoded: int = 0
         self.encode_ms: list[float] = []
         self._cv_threads: int | None = None
 

@@ -206,10 +206,10 @@ class InputModel:
         self._source = np.zeros(0, np.float32) if source is None else np.asarray(source, np.float32)
         self._held: deque[int] = deque()
         self._next_arrival = 0
-        self.lost_periods = 0
+        self.lost_periods: int = 0
         #: Indices of the periods dropped because the buffer was full.
         self.lost_period_indices: set[int] = set()
-        self.taken_periods = 0
+        self.taken_periods: int = 0
         self._lock = threading.Lock()
 
     @property

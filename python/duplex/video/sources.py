@@ -251,13 +251,13 @@ class FileSource(VideoSource):
 
     def __init__(self, path: str | os.PathLike[str], loop: bool = False, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.path = Path(path).expanduser()
+        self.path: Path = Path(path).expanduser()
         super().__init__(f"video file '{self.path}'")
         self.loop = loop
         self._clock = clock
         self._cap: Any = None
         #: Frames per second of the file (30 assumed when the file does not say).
-        self.fps = _FALLBACK_FPS
+        self.fps: float = _FALLBACK_FPS
         #: Number of frames, when known.
         self.frame_count: int | None = None
         self._start: float | None = None
@@ -340,7 +340,7 @@ class ImageSource(VideoSource):
     """A still image (PNG, JPEG, ...): every ``read()`` returns the same frame."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path).expanduser()
+        self.path: Path = Path(path).expanduser()
         super().__init__(f"image '{self.path}'")
         self._frame: np.ndarray | None = None
 

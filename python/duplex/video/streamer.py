@@ -133,17 +133,17 @@ class VideoStreamer:
             raise InvalidInputError("VideoStreamer needs a video source, got 'none': leave video off instead")
         #: The source frames come from.
         self.source: VideoSource = resolved
-        self.fps = float(fps)
-        self.encoder = FrameEncoder(max_side, quality, max_bytes)
+        self.fps: float = float(fps)
+        self.encoder: FrameEncoder = FrameEncoder(max_side, quality, max_bytes)
         #: Events, in order: "opened", then "error" or "ended" when the stream stops.
         self.events: asyncio.Queue[VideoEvent] = asyncio.Queue()
         self._on_event = on_event
         #: Frames produced so far (the next frame's sequence number).
-        self.frames_produced = 0
+        self.frames_produced: int = 0
         #: Frames a newer one replaced before the consumer took them.
-        self.frames_replaced = 0
+        self.frames_replaced: int = 0
         #: Deadlines skipped because producing a frame took longer than the period.
-        self.deadlines_skipped = 0
+        self.deadlines_skipped: int = 0
         #: The last event, or None.
         self.last_event: VideoEvent | None = None
         self._executor: ThreadPoolExecutor | None = None
