@@ -2,8 +2,8 @@
 # Sets up everything duplex needs on a fresh Debian/Ubuntu machine, idempotently:
 #   - system packages (build tools, ALSA headers, espeak-ng for spoken test audio, PortAudio
 #     for the benchmarks' pure-Python baseline, and with
-#     --for-tests the PulseAudio null-sink stack the real-device tests use and Xvfb for the
-#     screen-capture test);
+#     --for-tests the PulseAudio null-sink stack the real-device tests use, Xvfb for the
+#     screen-capture test, and nodejs for pyright where no node is on PATH);
 #   - a virtual environment in .venv with duplex built from source (release) and its test
 #     dependencies.
 # Run from anywhere; it works in the repository that contains it.
@@ -19,6 +19,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 PKGS=(pkg-config libasound2-dev gcc espeak-ng libportaudio2)
 [ "$FOR_TESTS" = 1 ] && PKGS+=(xvfb)
+# pyright (scripts/typecheck.sh) runs on node; any node on PATH will do.
+[ "$FOR_TESTS" = 1 ] && ! command -v node >/dev/null && PKGS+=(nodejs)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
