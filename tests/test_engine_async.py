@@ -108,7 +108,7 @@ def test_cancelled_or_timed_out_play_async_queues_nothing(virtual_engine, how):
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(engine.play_async(later), 0.03)
         else:
-            with pytest.raises(PlaybackFullError, match="0.030 s"):
+            with pytest.raises(PlaybackFullError, match=r"\(30 ms\)"):
                 await engine.play_async(later, timeout=0.03)
         engine.interrupt()
         mark = engine.stats().frames_rendered

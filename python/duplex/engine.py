@@ -10,13 +10,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Union, cast
 
 import numpy as np
 
 from . import _engine
+from ._timeouts import playback_full_message, timeout_s
 from .devices import VirtualDevice
 from .errors import EngineClosedError, InvalidInputError, PlaybackFullError
 
@@ -456,8 +457,9 @@ class AudioEngine:
         a chunk the reader thread fetched after the cancel is returned by the next call.
         While the engine is :meth:`muted <mute>`, captured audio is dropped and no chunk
         is returned (the wait runs out its timeout)."""
+        seconds = timeout_s(timeout)
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        deadline = None if seconds is None else loop.time() + seconds
         while True:
             if self._muted:
                 self._drop_capture()
@@ -469,7 +471,7 @@ class AudioEngine:
             future = self._read_future
             if future is None:
                 chunk = self._native.read(0.0)
-                if chunk is not None or timeout == 0:
+                if chunk is not None or seconds == 0:
                     return chunk
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
@@ -578,22 +580,9 @@ class AudioEngine:
         cancelled (``asyncio.timeout``, ``wait_for``, a cancelled task), nothing of it is
         queued, and nothing of it will be later."""
         data = _as_pcm(pcm)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
-        while True:
-            try:
-                self._native.play(data, 0.0)
-                return
-            except PlaybackFullError:
-                remaining = None if deadline is None else deadline - loop.time()
-                if remaining is not None and remaining <= 0:
-                    raise PlaybackFullError(
-                        f"the playback buffer stayed full for {timeout:.3f} s; the chunk was not "
-                        "queued (nothing was lost). Wait for playback to catch up, pass a longer "
-                        "timeout, or raise playback_buffer_ms"
-                    ) from None
-            # Cancellation can only land here, between attempts, when nothing is queued.
-            await asyncio.sleep(_PLAY_POLL_S if remaining is None else min(_PLAY_POLL_S, remaining))
+        await self._retry_until_room(
+            lambda: self._native.play(data, 0.0), timeout, "the chunk was not queued (nothing was lost)"
+        )
 
     def end_turn(self, timeout: float | None = None) -> None:
         """Marks the model's turn complete: what is queued plays out without waiting for
@@ -604,19 +593,26 @@ class AudioEngine:
         """Awaitable :meth:`end_turn` that never blocks the event loop: when the buffer is
         too full to take the turn's tail, it retries between short sleeps, up to
         ``timeout`` seconds, then raises :class:`~duplex.errors.PlaybackFullError`."""
+        await self._retry_until_room(
+            lambda: self._native.end_turn(0.0), timeout, "end_turn() could not queue the turn's tail"
+        )
+
+    async def _retry_until_room(self, attempt: Callable[[], None], timeout: object, what: str) -> None:
+        """Runs ``attempt`` (a non-blocking try that raises PlaybackFullError when the buffer
+        has no room) between short sleeps on the event loop, up to ``timeout`` seconds, then
+        raises PlaybackFullError with the blocking call's message."""
+        seconds = timeout_s(timeout)
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        deadline = None if seconds is None else loop.time() + seconds
         while True:
             try:
-                self._native.end_turn(0.0)
+                attempt()
                 return
             except PlaybackFullError:
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
-                    raise PlaybackFullError(
-                        f"the playback buffer stayed full for {timeout:.3f} s; end_turn() could not "
-                        "queue the turn's tail"
-                    ) from None
+                    raise PlaybackFullError(playback_full_message(seconds, what)) from None
+            # Cancellation can only land here, between attempts, when nothing is queued.
             await asyncio.sleep(_PLAY_POLL_S if remaining is None else min(_PLAY_POLL_S, remaining))
 
     def drain(self, timeout: float | None = None) -> bool:
