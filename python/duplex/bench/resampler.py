@@ -52,6 +52,7 @@ __all__ = [
     "log_sweep",
     "sweep_alias_db",
     "sweep_alias_floor_db",
+    "on_tone_grid",
     "gain_curve_db",
     "passband",
     "throughput_x_realtime",
@@ -197,24 +198,39 @@ def sweep_alias_floor_db(src: int, dst: int, seconds: float) -> float:
     return sweep_alias_db(ideal, dst, f1, f2_out, seconds_out)["alias_db"]
 
 
+def _analysis_frames(dst: int, seconds: float) -> int:
+    """Output frames :func:`gain_curve_db` analyses: the clip less 100 ms at each end."""
+    return int(round(dst * seconds)) - 2 * (dst // 10)
+
+
+def on_tone_grid(freqs: np.ndarray, dst: int, seconds: float) -> np.ndarray:
+    """``freqs`` rounded to whole cycles of :func:`gain_curve_db`'s analysis window
+    (multiples of about 1.25 Hz for a 1 s clip), where it measures them."""
+    n = _analysis_frames(dst, seconds)
+    return np.rint(np.asarray(freqs, dtype=np.float64) * n / dst) * dst / n
+
+
 def gain_curve_db(
     resample: Resample, src: int, dst: int, freqs: np.ndarray, seconds: float, amplitude: float = 0.02
 ) -> np.ndarray:
-    """Gain in dB at each of ``freqs`` (all below both Nyquists), from one multi-tone clip
-    (equal-amplitude sines, spread phases) whose output is fitted jointly at every tone."""
-    freqs = np.asarray(freqs, dtype=np.float64)
+    """Gain in dB at each of ``freqs`` (all below both Nyquists, taken
+    :func:`on_tone_grid`), from one multi-tone clip (equal-amplitude sines, spread phases).
+
+    Every tone makes whole cycles in the analysed output (100 ms trimmed at each end), so
+    the tones are orthogonal there and one DFT bin each is their least-squares fit: the
+    same gains as fitting them jointly, in milliseconds instead of the seconds an SVD of
+    a (frames x 2 tones) basis took (it was most of ``duplex bench --quick``)."""
+    n = _analysis_frames(dst, seconds)
+    bins = np.rint(np.asarray(freqs, dtype=np.float64) * n / dst).astype(np.int64)
+    freqs = bins * dst / n
     phases = np.pi * np.arange(len(freqs)) ** 2 / len(freqs)  # Schroeder phases: low crest factor
     t_in = np.arange(int(round(src * seconds))) / src
     x = (amplitude * np.sin(2 * np.pi * freqs[None, :] * t_in[:, None] + phases[None, :])).sum(axis=1)
     y = np.asarray(resample(x.astype(np.float32), src, dst), dtype=np.float64)
     trim = dst // 10
-    y = y[trim : len(y) - trim]
-    t = (np.arange(len(y)) + trim) / dst
-    arg = 2 * np.pi * freqs[None, :] * t[:, None]
-    basis = np.concatenate([np.sin(arg), np.cos(arg)], axis=1)
-    coef, *_ = np.linalg.lstsq(basis, y, rcond=None)
-    k = len(freqs)
-    return 20 * np.log10(np.maximum(np.hypot(coef[:k], coef[k:]), 1e-30) / amplitude)
+    window = y[trim : trim + n]
+    spectrum = np.fft.rfft(window, n)
+    return 20 * np.log10(np.maximum(2 * np.abs(spectrum[bins]) / n, 1e-30) / amplitude)
 
 
 def _crossing(freqs: np.ndarray, gains: np.ndarray, level_db: float) -> float:
@@ -237,8 +253,10 @@ def passband(resample: Resample, src: int, dst: int, quick: bool) -> dict[str, f
     ripple_f = np.geomspace(50.0, 0.9 * nyq, 16 if quick else 40)
     edge_f = np.linspace(0.8 * nyq, 0.995 * nyq, 40 if quick else 80)
     probe_f = np.array([0.95, 0.99]) * nyq
-    freqs = np.unique(np.concatenate([ripple_f, edge_f, probe_f]))
-    gains = gain_curve_db(resample, src, dst, freqs, 1.0 if quick else 2.0)
+    seconds = 1.0 if quick else 2.0
+    probe_f = on_tone_grid(probe_f, dst, seconds)
+    freqs = np.unique(on_tone_grid(np.concatenate([ripple_f, edge_f, probe_f]), dst, seconds))
+    gains = gain_curve_db(resample, src, dst, freqs, seconds)
     band9 = freqs <= 0.9 * nyq * (1 + 1e-9)
     band8 = freqs <= 0.8 * nyq * (1 + 1e-9)
     return {
