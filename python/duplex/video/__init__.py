@@ -28,8 +28,10 @@ Example::
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from .._lazy import lazy_attributes
 
 # Submodules load on first use (PEP 562): the Live layer imports framing's
 # media_resolution_enum without the video extra, and ``import duplex.video`` stays cheap.
@@ -83,17 +85,9 @@ if TYPE_CHECKING:
     from .streamer import VideoEvent, VideoFrame, VideoStreamer
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__: Callable[[str], Any]
+__dir__: Callable[[], list[str]]
+__getattr__, __dir__ = lazy_attributes(globals(), _EXPORTS)
 
 
 __all__ = [
