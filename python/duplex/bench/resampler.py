@@ -31,8 +31,6 @@ rows).
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Callable
 from math import gcd
@@ -41,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .. import _engine
+from .extra_cli import extra_main
 
 __all__ = [
     "CONVERSIONS",
@@ -400,26 +399,23 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
 
 
+def _summary(result: dict[str, Any]) -> str:
+    lines = [""]
+    for conv, v in result["verdict"].items():
+        lines.append(
+            f"{conv}: duplex - soxr HQ: SNR min {v['snr_min_delta_db']:+.1f} dB, "
+            f"alias {v['alias_delta_db']:+.1f} dB (analysis floor {v['alias_floor_db']:.1f} dB), "
+            f"ripple {v['ripple_delta_db']:+.3f} dB; "
+            f"throughput x{v['throughput_ratio']:.2f}"
+        )
+    return "\n".join([*lines, f"({result['seconds']:.1f} s)"])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: prints the table (or the rows as JSON with ``--json``)."""
-    parser = argparse.ArgumentParser(prog="python -m duplex.bench.resampler", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short signals, fewer timing runs")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(result["markdown"])
-        print()
-        for conv, v in result["verdict"].items():
-            print(
-                f"{conv}: duplex - soxr HQ: SNR min {v['snr_min_delta_db']:+.1f} dB, "
-                f"alias {v['alias_delta_db']:+.1f} dB (analysis floor {v['alias_floor_db']:.1f} dB), "
-                f"ripple {v['ripple_delta_db']:+.3f} dB; "
-                f"throughput x{v['throughput_ratio']:.2f}"
-            )
-        print(f"({result['seconds']:.1f} s)")
+    extra_main(argv, prog="python -m duplex.bench.resampler", description=__doc__.split("\n")[0],
+               quick_help="short signals, fewer timing runs", run=lambda args: run(quick=args.quick),
+               summary=_summary)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import threading
@@ -42,6 +41,7 @@ import numpy as np
 
 from ..devices import Tone, VirtualDevice
 from ..engine import PLAY_RATE_HZ, AudioEngine
+from .extra_cli import extra_main
 
 __all__ = ["ENGINE_COUNTS", "CHUNK_MS", "thread_cpu_seconds", "run_count", "format_markdown", "run", "main"]
 
@@ -289,23 +289,20 @@ def run(quick: bool = False, counts: tuple[int, ...] = ENGINE_COUNTS, seconds: f
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: prints the tables (or the result as JSON with ``--json``)."""
-    parser = argparse.ArgumentParser(prog="python -m duplex.bench.scale", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="about 1 s per engine count")
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=list(ENGINE_COUNTS), help="engine counts")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per engine count")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick, counts=tuple(args.counts), seconds=args.seconds)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(result["markdown"])
-        print(
-            f"\n({os.cpu_count()} cores, {result['seconds_per_count']:g} s per count, "
-            f"{result['seconds']:.1f} s total)"
-        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: prints the tables (or the result as JSON with ``--json``)."""
+    extra_main(
+        argv, prog="python -m duplex.bench.scale", description=__doc__.split("\n")[0],
+        quick_help="about 1 s per engine count", add_options=_options,
+        run=lambda args: run(quick=args.quick, counts=tuple(args.counts), seconds=args.seconds),
+        summary=lambda result: (f"\n({os.cpu_count()} cores, {result['seconds_per_count']:g} s per count, "
+                                f"{result['seconds']:.1f} s total)"),
+    )
 
 
 if __name__ == "__main__":
