@@ -88,3 +88,12 @@ def virtual_engine():
     yield make
     for engine in engines:
         engine.close()
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """The local Live API emulator on a thread, one per test module."""
+    from duplex.emulator import LiveEmulator
+
+    with LiveEmulator().run_in_thread() as emu:
+        yield emu

@@ -24,17 +24,10 @@ from conftest import write_wav
 
 import duplex
 from duplex.demo import speak
-from duplex.emulator import LiveEmulator
 from duplex.emulator.echo import barge_ins
 from duplex.live import LiveConfig, LiveConversation
 
 RATE = 22_050
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with LiveEmulator().run_in_thread() as emu:
-        yield emu
 
 
 @pytest.fixture(scope="module")

@@ -13,17 +13,10 @@ from google.genai import types
 import duplex
 from duplex import _engine
 from duplex.demo import speak
-from duplex.emulator import LiveEmulator
 from duplex.live import LiveConfig, LiveConversation, LiveEvent, LiveSessionError
 from duplex.video import ImageSource, VideoStreamer
 
 RATE = 22_050
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with LiveEmulator().run_in_thread() as emu:
-        yield emu
 
 
 @pytest.fixture(scope="module")
