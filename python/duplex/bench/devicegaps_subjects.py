@@ -39,9 +39,14 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import sounddevice as sd
+
+    from ..engine import AudioEngine
 
 __all__ = ["SUBJECTS", "make_subject", "main"]
 
@@ -81,17 +86,17 @@ class DuplexSubject:
     def __init__(self, latency_ms: int, output: bool = True, echo_cancellation: bool | None = None) -> None:
         from duplex import AudioEngine
 
-        self.cap = _Reader()
+        self.cap: _Reader = _Reader()
         self.latency_ms = latency_ms
         params = inspect.signature(AudioEngine).parameters
         if "latency" in params:
-            self.setting = {"latency": latency_ms}
+            self.setting: dict[str, int] = {"latency": latency_ms}
         else:  # until the engine has a latency setting: two periods of half the buffer
             self.setting = {"period_frames": int(48_000 * latency_ms / 2000)}
-        self.engine = AudioEngine(output_device=None if output else False, echo_cancellation=echo_cancellation,
+        self.engine: AudioEngine = AudioEngine(output_device=None if output else False, echo_cancellation=echo_cancellation,
                                   **self.setting)
         self._stop = threading.Event()
-        self.read_errors = 0
+        self.read_errors: int = 0
         self._thread = threading.Thread(target=self._read, name="subject-reader", daemon=True)
 
     def start(self) -> None:
@@ -172,15 +177,18 @@ class SdCallbackSubject:
     def __init__(self, latency: Any = None, output: bool = True) -> None:
         import sounddevice as sd
 
-        self.cap = _Reader()
-        self.underflows = self.overflows = self.callbacks = 0
-        self.buf = _Chunks()
+        self.cap: _Reader = _Reader()
+        self.underflows: int = 0
+        self.overflows: int = 0
+        self.callbacks: int = 0
+        self.buf: _Chunks = _Chunks()
         self._inq: queue.Queue[np.ndarray | None] = queue.Queue()
         lat = {} if latency is None else {"latency": latency}
-        self.inp = sd.InputStream(samplerate=IN_RATE, channels=1, dtype="int16", blocksize=CHUNK_IN,
-                                  callback=self._in_cb)
-        self.out = (sd.OutputStream(samplerate=OUT_RATE, channels=1, dtype="int16", callback=self._out_cb, **lat)
-                    if output else None)
+        self.inp: sd.InputStream = sd.InputStream(samplerate=IN_RATE, channels=1, dtype="int16",
+                                                  blocksize=CHUNK_IN, callback=self._in_cb)
+        self.out: sd.OutputStream | None = (
+            sd.OutputStream(samplerate=OUT_RATE, channels=1, dtype="int16", callback=self._out_cb, **lat)
+            if output else None)
         self._thread = threading.Thread(target=self._read, name="subject-reader", daemon=True)
 
     def _in_cb(self, indata: np.ndarray, frames: int, t: Any, status: Any) -> None:
@@ -238,11 +246,13 @@ class CookbookSubject:
     def __init__(self) -> None:
         import sounddevice as sd
 
-        self.cap = _Reader()
-        self.underflows = self.writes = self.overflows = 0
-        self.out = sd.RawOutputStream(samplerate=OUT_RATE, channels=1, dtype="int16")
-        self.inp = sd.RawInputStream(samplerate=IN_RATE, channels=1, dtype="int16")
-        self.loop = asyncio.new_event_loop()
+        self.cap: _Reader = _Reader()
+        self.underflows: int = 0
+        self.writes: int = 0
+        self.overflows: int = 0
+        self.out: sd.RawOutputStream = sd.RawOutputStream(samplerate=OUT_RATE, channels=1, dtype="int16")
+        self.inp: sd.RawInputStream = sd.RawInputStream(samplerate=IN_RATE, channels=1, dtype="int16")
+        self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="subject-asyncio", daemon=True)
         self.q: asyncio.Queue[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []
