@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use duplex_engine::aec::signals::{speech_like, Voice};
+use duplex_engine::aec::signals::{sample_at, speech_like, Voice};
 use duplex_engine::aec::stage::{EchoShared, EchoStage};
 use duplex_engine::aec::tap::reference_channel;
 use duplex_engine::aec::AecOptions;
@@ -114,35 +114,6 @@ fn run(ppm: f64, seconds: f64, delay_ms: f64) -> Drift {
         realignments: s.realignments,
         late: s.reference_late_frames,
     }
-}
-
-/// The speaker's signal at fractional output frame `x`: windowed-sinc interpolation (32 taps),
-/// as a microphone's converter samples the continuous sound (linear interpolation would add
-/// its own time-varying error of about -20 dB at 7 kHz, which no canceller could remove).
-fn sample_at(played: &[f32], x: f64) -> f32 {
-    const HALF: i64 = 16;
-    if x < HALF as f64 {
-        return 0.0;
-    }
-    let j = x.floor() as i64;
-    if j + HALF >= played.len() as i64 {
-        return 0.0;
-    }
-    let mut acc = 0.0f64;
-    for n in (j - HALF + 1)..=(j + HALF) {
-        let d = x - n as f64;
-        let sinc = if d.abs() < 1e-9 {
-            1.0
-        } else {
-            (std::f64::consts::PI * d).sin() / (std::f64::consts::PI * d)
-        };
-        // Blackman window over the 32 taps.
-        let u = (d + HALF as f64) / (2 * HALF) as f64;
-        let w = 0.42 - 0.5 * (2.0 * std::f64::consts::PI * u).cos()
-            + 0.08 * (4.0 * std::f64::consts::PI * u).cos();
-        acc += f64::from(played[n as usize]) * sinc * w;
-    }
-    acc as f32
 }
 
 #[test]
