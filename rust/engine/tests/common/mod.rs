@@ -18,9 +18,8 @@ pub fn sine_i16(rate: u32, freq: f64, amplitude: f64, frames: usize) -> Vec<i16>
         .collect()
 }
 
-/// Fits `a·sin + b·cos` at `freq` to `x` by least squares and returns the SNR in dB of the
-/// fitted sine against the residual. Independent of phase, so it measures distortion and noise.
-pub fn sine_snr_db(x: &[f32], rate: u32, freq: f64) -> f64 {
+/// The least-squares fit `a·sin(w·i) + b·cos(w·i)` of `x` at `freq`: returns `(a, b, w)`.
+fn fit_sine(x: &[f32], rate: u32, freq: f64) -> (f64, f64, f64) {
     let w = 2.0 * PI * freq / f64::from(rate);
     let (mut ss, mut cc, mut sc, mut xs, mut xc) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for (i, &v) in x.iter().enumerate() {
@@ -34,6 +33,13 @@ pub fn sine_snr_db(x: &[f32], rate: u32, freq: f64) -> f64 {
     let det = ss * cc - sc * sc;
     let a = (xs * cc - xc * sc) / det;
     let b = (xc * ss - xs * sc) / det;
+    (a, b, w)
+}
+
+/// Fits `a·sin + b·cos` at `freq` to `x` by least squares and returns the SNR in dB of the
+/// fitted sine against the residual. Independent of phase, so it measures distortion and noise.
+pub fn sine_snr_db(x: &[f32], rate: u32, freq: f64) -> f64 {
+    let (a, b, w) = fit_sine(x, rate, freq);
     let (mut signal, mut noise) = (0.0, 0.0);
     for (i, &v) in x.iter().enumerate() {
         let (s, c) = (w * i as f64).sin_cos();
@@ -47,19 +53,7 @@ pub fn sine_snr_db(x: &[f32], rate: u32, freq: f64) -> f64 {
 /// Largest absolute deviation of `x` from the best-fitting sine at `freq` (any phase), so a
 /// constant sub-sample delay does not count but a glitch at a chunk seam does.
 pub fn max_residual_after_sine_fit(x: &[f32], rate: u32, freq: f64) -> f64 {
-    let w = 2.0 * PI * freq / f64::from(rate);
-    let (mut ss, mut cc, mut sc, mut xs, mut xc) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (i, &v) in x.iter().enumerate() {
-        let (s, c) = (w * i as f64).sin_cos();
-        ss += s * s;
-        cc += c * c;
-        sc += s * c;
-        xs += f64::from(v) * s;
-        xc += f64::from(v) * c;
-    }
-    let det = ss * cc - sc * sc;
-    let a = (xs * cc - xc * sc) / det;
-    let b = (xc * ss - xs * sc) / det;
+    let (a, b, w) = fit_sine(x, rate, freq);
     x.iter()
         .enumerate()
         .map(|(i, &v)| {
