@@ -1,10 +1,13 @@
 """Resampler quality and speed: duplex's engine resampler against python-soxr and scipy.
 
-duplex resamples with rubato's FFT resampler (``rust/engine/src/resample.rs``), exposed to
-Python as :func:`duplex._engine.resample`. That whole-clip call runs the engine's own
-``StreamResampler`` over the clip in its native 10 ms chunks (the code path the capture
-reader and the playback producer use) and trims the start-up delay, so its output is
-time-aligned with its input. It is compared with ``soxr.resample`` (quality ``"HQ"`` and
+duplex resamples capture (to 16 kHz) with its own low-latency polyphase FIR
+(``rust/engine/src/polyphase.rs``) and playback with rubato's FFT resampler in 20 ms blocks
+(``rust/engine/src/resample.rs``), both exposed to Python as :func:`duplex._engine.resample`
+(``low_latency=True`` for the former). That whole-clip call runs the engine's own
+``StreamResampler`` over the clip (the code path the capture reader and the playback
+producer use) and trims the start-up delay, so its output is time-aligned with its input.
+Row ``duplex`` is the path the engine takes for each conversion; ``duplex block FFT`` is the
+FFT resampler on every conversion (the capture path before it had the FIR). It is compared with ``soxr.resample`` (quality ``"HQ"`` and
 ``"VHQ"``) and ``scipy.signal.resample_poly`` (default Kaiser window) on the four
 conversions the engine performs: 48 kHz and 44.1 kHz microphones to 16 kHz, and 24 kHz model
 audio to 48 kHz and 44.1 kHz speakers. Every resampler gets the same float32 input, because
@@ -89,7 +92,10 @@ def resamplers() -> dict[str, Resample]:
         return resample_poly(x, dst // g, src // g)
 
     return {
-        "duplex": lambda x, src, dst: _engine.resample(x, src, dst),
+        # The engine's own paths: capture (to 16 kHz) runs the low-latency polyphase FIR,
+        # playback the block FFT resampler; the latter is also shown for capture.
+        "duplex": lambda x, src, dst: _engine.resample(x, src, dst, low_latency=dst == 16_000),
+        "duplex block FFT": lambda x, src, dst: _engine.resample(x, src, dst),
         "soxr HQ": lambda x, src, dst: soxr.resample(x, src, dst, quality="HQ"),
         "soxr VHQ": lambda x, src, dst: soxr.resample(x, src, dst, quality="VHQ"),
         "scipy resample_poly": poly,

@@ -226,6 +226,7 @@ impl InputCallback {
         if let Some(clock) = &self.clock {
             clock.publish();
         }
+        self.writer.landed(started, frames);
         if nonfinite > 0 {
             self.stats.nonfinite_samples.fetch_add(nonfinite, Relaxed);
         }

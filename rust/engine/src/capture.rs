@@ -6,9 +6,12 @@
 //! 16 kHz with state kept across chunks, and cuts fixed-size chunks of `i16` PCM.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::aec::stage::EchoStage;
+use crate::aec::AEC_FRAME;
 use crate::convert::f32_to_i16;
 use crate::error::Result;
 use crate::resample::StreamResampler;
@@ -26,13 +29,21 @@ pub fn capture_channel(
 ) -> Result<(CaptureWriter, CaptureReader)> {
     let (tx, rx) = rtrb::RingBuffer::new(capacity_frames);
     let chunk_frames = (CAPTURE_RATE_HZ * chunk_ms / 1000) as usize;
+    let landing = Arc::new(Landing {
+        epoch: Instant::now(),
+        at_ns: AtomicU64::new(0),
+        frames: AtomicU64::new(0),
+    });
     let writer = CaptureWriter {
         ring: tx,
         stats: Arc::clone(&stats),
+        landing: Arc::clone(&landing),
     };
     let reader = CaptureReader {
         ring: rx,
-        resampler: StreamResampler::new(device_rate, CAPTURE_RATE_HZ)?,
+        // Capture is where latency is heard: the low-latency filter holds nothing back.
+        resampler: StreamResampler::low_latency(device_rate, CAPTURE_RATE_HZ)?,
+        landing,
         chunk_frames,
         device_rate,
         resampled: Vec::with_capacity(chunk_frames * 4),
@@ -44,10 +55,23 @@ pub fn capture_channel(
     Ok((writer, reader))
 }
 
+/// When the device last queued audio and how much: the reader sleeps until the period that
+/// completes its chunk is due instead of polling (nothing here wakes anyone: the device
+/// side only stores two atomics).
+#[derive(Debug)]
+struct Landing {
+    epoch: Instant,
+    /// Nanoseconds after `epoch` the last period landed (0: none yet).
+    at_ns: AtomicU64,
+    /// Frames in that period.
+    frames: AtomicU64,
+}
+
 /// The device's end of the capture path. **Real time.**
 pub struct CaptureWriter {
     ring: rtrb::Producer<f32>,
     stats: Arc<SharedStats>,
+    landing: Arc<Landing>,
 }
 
 impl std::fmt::Debug for CaptureWriter {
@@ -78,12 +102,22 @@ impl CaptureWriter {
     pub fn free_frames(&self) -> usize {
         self.ring.slots()
     }
+
+    /// Records that one device period of `frames` frames, which started arriving at `at`,
+    /// is now queued. **Real time**: two atomic stores. Optional: without it the reader
+    /// estimates its waits from the missing frames alone.
+    pub fn landed(&self, at: Instant, frames: usize) {
+        let ns = at.saturating_duration_since(self.landing.epoch).as_nanos() as u64;
+        self.landing.frames.store(frames as u64, Relaxed);
+        self.landing.at_ns.store(ns.max(1), Ordering::Release);
+    }
 }
 
 /// The caller's end of the capture path. Not real-time.
 pub struct CaptureReader {
     ring: rtrb::Consumer<f32>,
     resampler: StreamResampler,
+    landing: Arc<Landing>,
     chunk_frames: usize,
     device_rate: u32,
     resampled: Vec<f32>,
@@ -175,19 +209,40 @@ impl CaptureReader {
         Some(pcm)
     }
 
-    /// Device frames still missing before the next chunk is complete (an estimate used to
-    /// sleep exactly as long as needed instead of polling).
+    /// Device frames still missing before the next chunk is complete, counting what the
+    /// ring, the resampler and the echo canceller already hold (exact with the low-latency
+    /// resampler; an upper bound with a block resampler).
     pub fn device_frames_missing(&self) -> usize {
-        let have = self.resampled.len() as u64 * u64::from(self.device_rate)
-            / u64::from(CAPTURE_RATE_HZ)
-            + self.ring.slots() as u64
-            + self.echo.as_ref().map_or(0, |e| e.pending_len() as u64)
-                * u64::from(self.device_rate)
-                / u64::from(CAPTURE_RATE_HZ);
-        let need = (self.chunk_frames as u64 * u64::from(self.device_rate))
-            .div_ceil(u64::from(CAPTURE_RATE_HZ))
-            + self.resampler.chunk_frames() as u64;
-        need.saturating_sub(have) as usize
+        let mut out_missing = self.chunk_frames.saturating_sub(self.resampled.len());
+        if out_missing == 0 {
+            return 0;
+        }
+        if let Some(echo) = &self.echo {
+            // The canceller hands out whole 10 ms frames.
+            out_missing = out_missing
+                .next_multiple_of(AEC_FRAME)
+                .saturating_sub(echo.pending_len());
+        }
+        self.resampler
+            .input_needed_for(out_missing)
+            .saturating_sub(self.ring.slots())
+    }
+
+    /// How long to sleep before the next chunk can be complete: until the device period
+    /// that brings the last missing frame is due (from when the last period landed and its
+    /// size), else the missing frames' duration. Zero when the period is already late, so
+    /// the caller retries after its shortest sleep.
+    pub fn wait_hint(&self) -> Duration {
+        let missing = self.device_frames_missing() as u64;
+        let rate = u64::from(self.device_rate.max(1));
+        let at_ns = self.landing.at_ns.load(Ordering::Acquire);
+        let period = self.landing.frames.load(Relaxed);
+        if at_ns == 0 || period == 0 {
+            return Duration::from_nanos(missing * 1_000_000_000 / rate);
+        }
+        let due_ns = at_ns + missing.div_ceil(period) * period * 1_000_000_000 / rate;
+        let now_ns = self.landing.epoch.elapsed().as_nanos() as u64;
+        Duration::from_nanos(due_ns.saturating_sub(now_ns))
     }
 
     /// Drops everything captured so far (ring, resampler state and partial chunk).

@@ -883,10 +883,8 @@ impl Engine {
                 self.overflowed.store(dropped > before, Relaxed);
                 Ok(Attempt::Done(chunk))
             }
-            None => Ok(Attempt::Retry(frames_to_duration(
-                r.device_frames_missing(),
-                session.params.input_rate,
-            ))),
+            // Sleep until the period that completes the chunk is due, not a poll interval.
+            None => Ok(Attempt::Retry(r.wait_hint())),
         }
     }
 

@@ -31,6 +31,7 @@ pub mod error;
 pub mod fields;
 pub mod jitter;
 pub mod playback;
+pub mod polyphase;
 pub mod resample;
 pub mod rt_priority;
 pub mod stats;

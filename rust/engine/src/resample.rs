@@ -1,21 +1,38 @@
 //! Streaming sample-rate conversion of mono `f32` audio, on the non-real-time side of the rings.
 //!
-//! [`StreamResampler`] wraps rubato's synchronous FFT resampler so callers can push blocks of
-//! any length: input is staged until a whole resampler chunk is there, filter state is kept
-//! across calls (chunk seams make no clicks), and the resampler's start-up delay is trimmed so
-//! output frame `k` lines up with input time `k / ratio`.
+//! [`StreamResampler`] takes blocks of any length, keeps filter state across calls (chunk
+//! seams make no clicks), and trims the filter's start-up delay so output frame `k` lines up
+//! with input time `k / ratio`. It runs one of two filters:
+//!
+//! * [`StreamResampler::new`]: rubato's synchronous FFT resampler, input staged until a whole
+//!   20 ms block is there. Cheapest per sample; used where audio arrives ahead of real time
+//!   (playback, WAV files), so holding a block back costs nothing audible.
+//! * [`StreamResampler::low_latency`]: the engine's own polyphase FIR
+//!   ([`crate::polyphase`]), every output sample computed as soon as its input is there, for
+//!   the capture path, where each millisecond held back is a millisecond of reply latency.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler, WindowFunction};
 
 use crate::error::{EngineError, Result};
+use crate::polyphase::PolyphaseFir;
+
+/// The filter a [`StreamResampler`] runs.
+enum Core {
+    /// Equal rates: samples pass through.
+    Pass,
+    /// rubato's FFT resampler, fed whole chunks of `chunk_in` frames.
+    Fft(Box<Fft<f32>>),
+    /// The low-latency polyphase FIR (trims its own delay).
+    Fir(PolyphaseFir),
+}
 
 /// Converts a stream of mono `f32` samples from one rate to another, keeping state between
 /// calls. Equal rates pass samples through unchanged.
 pub struct StreamResampler {
     input_rate: u32,
     output_rate: u32,
-    inner: Option<Fft<f32>>,
+    inner: Core,
     chunk_in: usize,
     pending: Vec<f32>,
     scratch_out: Vec<f32>,
@@ -30,6 +47,7 @@ impl std::fmt::Debug for StreamResampler {
             .field("input_rate", &self.input_rate)
             .field("output_rate", &self.output_rate)
             .field("chunk_in", &self.chunk_in)
+            .field("low_latency", &matches!(self.inner, Core::Fir(_)))
             .finish()
     }
 }
@@ -54,13 +72,9 @@ impl StreamResampler {
     /// # Errors
     /// [`EngineError::InvalidInput`] if a rate is zero or the pair is unusable.
     pub fn with_block_ms(input_rate: u32, output_rate: u32, block_ms: u32) -> Result<Self> {
-        if input_rate == 0 || output_rate == 0 {
-            return Err(EngineError::InvalidInput(format!(
-                "sample rates must be positive, got {input_rate} Hz -> {output_rate} Hz"
-            )));
-        }
+        Self::check_rates(input_rate, output_rate)?;
         let (inner, chunk_in, max_out) = if input_rate == output_rate {
-            (None, 0, 0)
+            (Core::Pass, 0, 0)
         } else {
             let chunk = (input_rate as usize * block_ms.clamp(1, 1000) as usize / 1000).max(1);
             // One FFT block per chunk (rubato's `new` would split blocks above 256 frames,
@@ -81,8 +95,48 @@ impl StreamResampler {
             })?;
             let chunk_in = fft.input_frames_next();
             let max_out = fft.output_frames_max();
-            (Some(fft), chunk_in, max_out)
+            (Core::Fft(Box::new(fft)), chunk_in, max_out)
         };
+        Ok(Self::build(
+            input_rate,
+            output_rate,
+            inner,
+            chunk_in,
+            max_out,
+        ))
+    }
+
+    /// A resampler that holds nothing back beyond its filter's delay: each output sample is
+    /// computed as soon as the input it depends on is there (see [`crate::polyphase`]: flat
+    /// to 7.47 kHz at 16 kHz, no aliasing, 6.8 ms delay at 48 or 44.1 → 16 kHz). For rate
+    /// pairs too unrelated for its filter table it falls back to [`new`](Self::new).
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidInput`] if a rate is zero or the pair is unusable.
+    pub fn low_latency(input_rate: u32, output_rate: u32) -> Result<Self> {
+        Self::check_rates(input_rate, output_rate)?;
+        match PolyphaseFir::new(input_rate, output_rate) {
+            Some(fir) => Ok(Self::build(input_rate, output_rate, Core::Fir(fir), 0, 0)),
+            None => Self::new(input_rate, output_rate),
+        }
+    }
+
+    fn check_rates(input_rate: u32, output_rate: u32) -> Result<()> {
+        if input_rate == 0 || output_rate == 0 {
+            return Err(EngineError::InvalidInput(format!(
+                "sample rates must be positive, got {input_rate} Hz -> {output_rate} Hz"
+            )));
+        }
+        Ok(())
+    }
+
+    fn build(
+        input_rate: u32,
+        output_rate: u32,
+        inner: Core,
+        chunk_in: usize,
+        max_out: usize,
+    ) -> Self {
         let mut resampler = Self {
             input_rate,
             output_rate,
@@ -95,7 +149,7 @@ impl StreamResampler {
             output_since_reset: 0,
         };
         resampler.reset();
-        Ok(resampler)
+        resampler
     }
 
     /// Input rate in Hz.
@@ -108,19 +162,40 @@ impl StreamResampler {
         self.output_rate
     }
 
-    /// Input frames the resampler holds back until a whole chunk is there (at most this many).
+    /// Input frames the resampler holds back until a whole chunk is there (at most this
+    /// many; 0 for the low-latency filter, which holds nothing back).
     pub fn chunk_frames(&self) -> usize {
         self.chunk_in
+    }
+
+    /// Whether this is the [`low_latency`](Self::low_latency) filter.
+    pub fn is_low_latency(&self) -> bool {
+        matches!(self.inner, Core::Fir(_))
     }
 
     /// An upper bound on the output frames that [`process`](Self::process) can append for
     /// `input_frames` of input.
     pub fn max_output_for(&self, input_frames: usize) -> usize {
         match &self.inner {
-            None => input_frames,
-            Some(fft) => {
+            Core::Pass => input_frames,
+            Core::Fft(fft) => {
                 let chunks = (self.pending.len() + input_frames) / self.chunk_in;
                 chunks * fft.output_frames_max()
+            }
+            Core::Fir(fir) => fir.max_output_for(input_frames),
+        }
+    }
+
+    /// Input frames still to come before `output_frames` more output frames are out: exact
+    /// for the low-latency filter, an upper bound for the block resampler (a whole block).
+    pub fn input_needed_for(&self, output_frames: usize) -> usize {
+        match &self.inner {
+            Core::Pass => output_frames,
+            Core::Fir(fir) => fir.input_needed_for(output_frames),
+            Core::Fft(_) => {
+                (output_frames as u64 * u64::from(self.input_rate))
+                    .div_ceil(u64::from(self.output_rate)) as usize
+                    + self.chunk_in
             }
         }
     }
@@ -138,10 +213,19 @@ impl StreamResampler {
     /// Resamples `input` and appends what is ready to `output`; keeps the rest for later.
     pub fn process(&mut self, mut input: &[f32], output: &mut Vec<f32>) {
         self.input_since_reset += input.len() as u64;
-        if self.inner.is_none() {
-            output.extend_from_slice(input);
-            self.output_since_reset += input.len() as u64;
-            return;
+        match &mut self.inner {
+            Core::Pass => {
+                output.extend_from_slice(input);
+                self.output_since_reset += input.len() as u64;
+                return;
+            }
+            Core::Fir(fir) => {
+                let before = output.len();
+                fir.process(input, output);
+                self.output_since_reset += (output.len() - before) as u64;
+                return;
+            }
+            Core::Fft(_) => {}
         }
         if !self.pending.is_empty() {
             let take = (self.chunk_in - self.pending.len()).min(input.len());
@@ -162,7 +246,7 @@ impl StreamResampler {
     }
 
     fn process_chunk(&mut self, chunk: &[f32], output: &mut Vec<f32>) {
-        let Some(fft) = self.inner.as_mut() else {
+        let Core::Fft(fft) = &mut self.inner else {
             return;
         };
         let frames_out = self.scratch_out.len();
@@ -181,13 +265,17 @@ impl StreamResampler {
     /// Ends the stream: appends the delayed tail so that exactly `input × ratio` frames have
     /// come out since the last reset, then resets.
     pub fn flush(&mut self, output: &mut Vec<f32>) {
-        if self.inner.is_some() {
+        if !matches!(self.inner, Core::Pass) {
             let expected = self.expected_output();
-            let zeros = vec![0.0; self.chunk_in];
+            let missing = (expected.saturating_sub(self.output_since_reset)) as usize;
+            let zeros = vec![0.0; self.chunk_in.max(self.input_needed_for(missing))];
             // Feed silence until the resampler's delay line has given up everything real.
             let mut guard = 0;
             while self.output_since_reset < expected && guard < 64 {
-                let fill = self.chunk_in - self.pending.len();
+                let fill = match &self.inner {
+                    Core::Fir(_) => zeros.len(),
+                    _ => self.chunk_in - self.pending.len(),
+                };
                 let input_before = self.input_since_reset;
                 self.process(&zeros[..fill], output);
                 self.input_since_reset = input_before; // padding is not real input
@@ -204,9 +292,13 @@ impl StreamResampler {
         self.pending.clear();
         self.input_since_reset = 0;
         self.output_since_reset = 0;
-        if let Some(fft) = self.inner.as_mut() {
-            fft.reset();
-            self.trim_remaining = fft.output_delay();
+        match &mut self.inner {
+            Core::Pass => {}
+            Core::Fft(fft) => {
+                fft.reset();
+                self.trim_remaining = fft.output_delay();
+            }
+            Core::Fir(fir) => fir.reset(),
         }
     }
 }

@@ -150,6 +150,25 @@ pub fn resample_all(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
 /// # Errors
 /// As [`resample_all`].
 pub fn resample_all_counted(samples: &[f32], from: u32, to: u32) -> Result<(Vec<f32>, u64)> {
+    resample_clip(samples, from, to, StreamResampler::new)
+}
+
+/// As [`resample_all`], through the capture path's low-latency filter
+/// ([`StreamResampler::low_latency`]) instead of the block resampler: what the quality
+/// benchmark measures for the capture conversions.
+///
+/// # Errors
+/// As [`resample_all`].
+pub fn resample_all_low_latency(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
+    resample_clip(samples, from, to, StreamResampler::low_latency).map(|(out, _)| out)
+}
+
+fn resample_clip(
+    samples: &[f32],
+    from: u32,
+    to: u32,
+    make: fn(u32, u32) -> Result<StreamResampler>,
+) -> Result<(Vec<f32>, u64)> {
     if from == 0 || to == 0 {
         return Err(EngineError::InvalidInput(format!(
             "sample rates must be positive, got {from} Hz -> {to} Hz"
@@ -161,7 +180,7 @@ pub fn resample_all_counted(samples: &[f32], from: u32, to: u32) -> Result<(Vec<
     if from == to {
         return Ok((clean, nonfinite));
     }
-    let mut resampler = StreamResampler::new(from, to)?;
+    let mut resampler = make(from, to)?;
     let expected = (clean.len() as u128 * u128::from(to) / u128::from(from)) as usize;
     let mut out = Vec::with_capacity(expected + 1024);
     resampler.process(&clean, &mut out);

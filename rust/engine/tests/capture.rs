@@ -133,3 +133,52 @@ fn a_backlog_stays_in_the_ring_and_is_resampled_a_few_chunks_at_a_time() {
     assert!(chunks >= 2_999, "{chunks} chunks");
     assert_eq!(stats.capture_overflow_frames.load(Relaxed), 0);
 }
+
+/// The reader knows exactly how many device frames its next chunk still needs (the wait
+/// loop sleeps on it): one frame fewer gives no chunk, that one frame gives it. The first
+/// chunk needs its 20 ms plus the capture resampler's delay (under 7 ms), every later one
+/// exactly 20 ms more.
+#[test]
+fn the_reader_knows_exactly_how_many_device_frames_a_chunk_still_needs() {
+    let stats = Arc::new(SharedStats::default());
+    let (writer, mut reader) = capture_channel(48_000, 96_000, 20, Arc::clone(&stats)).unwrap();
+    let mut cb = InputCallback::new(writer, 1, 48_000, Arc::clone(&stats));
+    let signal = sine_f32(48_000, 440.0, 0.3, 48_000);
+    let mut pos = 0;
+    let mut needs = Vec::new();
+    for _ in 0..10 {
+        let missing = reader.device_frames_missing();
+        needs.push(missing);
+        cb.process(&signal[pos..pos + missing - 1]);
+        pos += missing - 1;
+        assert!(reader.try_read().is_none(), "a chunk one frame early");
+        cb.process(&signal[pos..pos + 1]);
+        pos += 1;
+        assert!(reader.try_read().is_some(), "no chunk when complete");
+    }
+    assert!(
+        needs[0] > 960 && needs[0] < 960 + 7 * 48,
+        "first chunk needs {}",
+        needs[0]
+    );
+    assert!(needs[1..].iter().all(|&n| n == 960), "{needs:?}");
+}
+
+/// After a period lands, the reader's wait is at most until the period that completes its
+/// chunk is due (never a fixed poll interval, never longer).
+#[test]
+fn the_wait_hint_ends_when_the_completing_period_is_due() {
+    let stats = Arc::new(SharedStats::default());
+    let (writer, mut reader) = capture_channel(48_000, 96_000, 20, Arc::clone(&stats)).unwrap();
+    let mut cb = InputCallback::new(writer, 1, 48_000, Arc::clone(&stats));
+    cb.process(&[0.0f32; 480]);
+    assert!(reader.try_read().is_none());
+    let missing = reader.device_frames_missing();
+    let periods = missing.div_ceil(480) as u64;
+    let hint = reader.wait_hint();
+    // Only the upper bound: how much of it is left depends on how fast this thread ran.
+    assert!(
+        hint <= std::time::Duration::from_millis(10 * periods),
+        "{hint:?} for {missing}"
+    );
+}

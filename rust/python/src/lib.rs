@@ -43,13 +43,16 @@ fn list_devices<'py>(py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
 }
 
 /// Resamples a whole mono float32 clip from `from_hz` to `to_hz` with the engine's
-/// resampler (time-aligned; the result has `len * to_hz / from_hz` samples).
+/// resampler (time-aligned; the result has `len * to_hz / from_hz` samples): the block
+/// resampler of the playback path, or with `low_latency=True` the capture path's filter.
 #[pyfunction]
+#[pyo3(signature = (samples, from_hz, to_hz, *, low_latency = false))]
 fn resample<'py>(
     py: Python<'py>,
     samples: &Bound<'py, PyAny>,
     from_hz: &Bound<'py, PyAny>,
     to_hz: &Bound<'py, PyAny>,
+    low_latency: bool,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
     guard(py, "resample()", || {
         let from_hz: u32 = whole(from_hz, "from_hz", 1, 384_000, "Hz")?;
@@ -63,7 +66,13 @@ fn resample<'py>(
         })?;
         let input = arr.try_readonly()?.as_array().to_vec();
         let out = py
-            .detach(|| duplex_engine::wav::resample_all(&input, from_hz, to_hz))
+            .detach(|| {
+                if low_latency {
+                    duplex_engine::wav::resample_all_low_latency(&input, from_hz, to_hz)
+                } else {
+                    duplex_engine::wav::resample_all(&input, from_hz, to_hz)
+                }
+            })
             .map_err(|e| to_py_err(py, e))?;
         Ok(PyArray1::from_vec(py, out))
     })
