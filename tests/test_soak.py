@@ -7,7 +7,7 @@ from duplex.bench.soak import run_soak
 
 
 def test_a_few_simulated_minutes_keep_resources_flat_and_every_frame_accounted():
-    result = run_soak(minutes=3.0, seed=1)
+    result = run_soak(minutes=4.0, seed=1)
     assert result.ok, result.summary()
     assert result.turns > 15 and result.interrupts > 3
     assert result.simulated_s >= 180

@@ -9,7 +9,9 @@ from duplex.bench.soak_live import run_live_soak
 
 
 def test_a_few_simulated_minutes_of_live_session_with_faults_and_video_hold():
-    result = run_live_soak(minutes=4.5, speed=10.0, seed=1, fault_after_s=(25.0, 45.0), warmup_s=75.0)
+    # Resources are compared from past the capture ring's first wrap (120 s): before it, the
+    # ring's pages are still being touched for the first time (23 MB), which is not growth.
+    result = run_live_soak(minutes=5.5, speed=10.0, seed=1, fault_after_s=(25.0, 45.0), warmup_s=130.0)
     assert result.ok, result.summary()
     assert result.simulated_s >= 240
     # Every kind of fault happened and the conversation resumed after each.

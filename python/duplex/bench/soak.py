@@ -33,10 +33,12 @@ from ..engine import AudioEngine
 __all__ = ["SoakResult", "run_soak", "main"]
 
 RATE = 48_000
-CAPTURE_BUFFER_MS = 2_000
-#: The playback ring's pages are touched for the first time as its write index goes round
-#: (120 s by default is 23 MB): resources are compared from the first sample after the
-#: ring has gone round once. 30 s holds the longest answer here (8 s) with room to spare.
+#: The engine's default capture ring (two minutes): at ``SOAK_SPEED`` it rides out a 4 s
+#: stall of the reading thread, as a real session's ring rides out a two-minute one.
+CAPTURE_BUFFER_MS = 120_000
+#: A ring's pages are touched for the first time as its write index goes round (120 s is
+#: 23 MB): resources are compared from the first sample after the rings have gone round
+#: once. 30 s of playback holds the longest answer here (8 s) with room to spare.
 PLAYBACK_BUFFER_MS = 30_000
 #: Allowed growth of the resident set after the first simulated minute.
 RSS_SLACK_MB = 8.0
@@ -110,11 +112,20 @@ def _answer(rng: np.random.Generator, seconds: float) -> list[bytes]:
     return [pcm[a:b].tobytes() for a, b in zip(np.r_[0, cuts], cuts) if a < n]
 
 
-def run_soak(minutes: float = 60.0, seed: int = 0, progress: bool = False) -> SoakResult:
-    """Runs ``minutes`` of simulated conversation and returns what held."""
+#: Simulated seconds per wall second. Fast, but bounded: an unthrottled device (``speed=0``)
+#: outran the Python reader whenever the machine stalled it for more than the capture ring's
+#: wall-clock length (120 s of audio was 1.6 s at the 74x it reached), and the soak then
+#: failed on dropped capture it had caused itself. At 30x the ring covers a 4 s stall.
+SOAK_SPEED = 30.0
+
+
+def run_soak(minutes: float = 60.0, seed: int = 0, progress: bool = False,
+             speed: float = SOAK_SPEED) -> SoakResult:
+    """Runs ``minutes`` of simulated conversation at ``speed`` times real time and returns
+    what held."""
     rng = np.random.default_rng(seed)
     result = SoakResult()
-    device = VirtualDevice(sample_rate=RATE, speed=0, input=Tone(300, 0.2), output=None)
+    device = VirtualDevice(sample_rate=RATE, speed=speed, input=Tone(300, 0.2), output=None)
     engine = AudioEngine(
         backend=device,
         prebuffer_ms=120,
@@ -136,8 +147,9 @@ def run_soak(minutes: float = 60.0, seed: int = 0, progress: bool = False) -> So
             result.chunks_read += 1
             if sim() >= next_sample:
                 next_sample += 60.0
-                if engine.stats().frames_pushed < PLAYBACK_BUFFER_MS * RATE // 1000:
-                    continue  # warming up: the playback ring has not gone round yet
+                if (engine.stats().frames_pushed < PLAYBACK_BUFFER_MS * RATE // 1000
+                        or sim() < CAPTURE_BUFFER_MS / 1000):
+                    continue  # warming up: a ring has not gone round yet
                 result.rss_mb.append(round(_rss_mb(), 2))
                 result.threads.append(_threads())
                 result.fds.append(_fds())
