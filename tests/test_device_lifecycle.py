@@ -10,7 +10,6 @@ worker reported about 550 000 errors a second).
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -19,35 +18,13 @@ import pytest
 import duplex
 from duplex.errors import DeviceError
 
-from duplex.testing.audio_server import available, pulse_null_sink
 
 pytestmark = pytest.mark.sound_server
 
 PLAY_HZ = duplex.PLAY_RATE_HZ
 
 
-@pytest.fixture
-def server():
-    if not available():
-        msg = "PulseAudio is not installed; install it with: scripts/audio-server.sh install"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    with pulse_null_sink() as srv:
-        yield srv
-
-
-def tone(seconds: float, freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:
-    t = np.arange(round(seconds * PLAY_HZ)) / PLAY_HZ
-    return np.round(amplitude * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
-
-
-def wait_until(pred, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+from device_helpers import server, tone, wait_until  # noqa: E402,F401  (server: a fixture)
 
 
 def drain(engine: duplex.AudioEngine) -> list:

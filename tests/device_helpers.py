@@ -1,0 +1,43 @@
+"""Shared by the real-device test modules: a PulseAudio null-sink fixture, a test tone and a
+bounded wait (one copy, not one per module)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+import duplex
+from duplex.testing.audio_server import available, pulse_null_sink
+
+PLAY_HZ = duplex.PLAY_RATE_HZ
+
+
+@pytest.fixture
+def server():
+    """A fresh PulseAudio server with a null sink; skipped where PulseAudio is missing (failed
+    under CI, where it must be there)."""
+    if not available():
+        msg = "PulseAudio is not installed; install it with: scripts/audio-server.sh install"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    with pulse_null_sink() as srv:
+        yield srv
+
+
+def tone(seconds: float, freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:
+    """A sine at the play rate as int16 PCM."""
+    t = np.arange(round(seconds * PLAY_HZ)) / PLAY_HZ
+    return np.round(amplitude * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+def wait_until(pred, timeout: float, what: str) -> None:
+    """Polls ``pred`` until it holds; fails the test after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
