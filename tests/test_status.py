@@ -91,6 +91,31 @@ def test_no_status_line_when_piped_but_the_session_is_still_counted():
     assert display.session.periods == 1
 
 
+def fragment(text: str, aggregate: str, finished: bool) -> LiveEvent:
+    return LiveEvent("input_transcript", text, {"finished": finished, "aggregate": aggregate})
+
+
+def test_an_utterance_is_one_line_when_silent_events_arrive_between_its_fragments():
+    out = io.StringIO()
+    display = StatusLine(out)
+    display.event(fragment("[speech", "[speech", False))
+    display.event(LiveEvent("video", "frame 3"))  # a video frame each second prints nothing
+    display.event(LiveEvent("usage", "120 tokens"))
+    display.event(fragment(" 2.2 s]", "[speech 2.2 s]", True))
+    assert out.getvalue() == "you:    [speech 2.2 s]\n"
+
+
+def test_a_line_printed_inside_an_utterance_shows_it_so_far_and_then_only_the_rest():
+    out = io.StringIO()
+    display = StatusLine(out)
+    display.event(fragment("what is", "what is", False))
+    display.event(LiveEvent("muted", "microphone muted"))
+    display.event(fragment(" the time", "what is the time", True))
+    display.event(fragment("thanks", "thanks", True))
+    assert out.getvalue().splitlines() == [
+        "you:    what is", "-- muted: microphone muted", "you:    ... the time", "you:    thanks"]
+
+
 def test_session_figures_average_the_whole_session_not_the_last_period():
     session = SessionFigures()
     for _ in range(5):

@@ -100,6 +100,17 @@ def format_summary(stats: Stats, session: SessionFigures | None) -> str:
     return "\n".join(lines)
 
 
+# Event kinds shown as a "-- kind: text" notice line.
+_NOTICE_KINDS = frozenset({
+    "reconnecting", "go_away", "error", "video_error", "video_ended", "video_opened",
+    "tool_cancelled", "malformed", "muted", "unmuted", "audio_stream_end", "device_lost",
+    "device_restored"})
+# Every kind that prints a line (video frames, usage and the like print nothing).
+_PRINTED_KINDS = _NOTICE_KINDS | frozenset({
+    "output_transcript", "turn_complete", "interrupted", "connected", "tool_call", "tool_result",
+    "text_sent"})
+
+
 class StatusLine:
     """Prints transcript lines as they complete and, on a terminal, one live status line.
 
@@ -118,6 +129,8 @@ class StatusLine:
         self.last_status: str = ""
         self.session: SessionFigures = SessionFigures()
         self._last: tuple[dict[str, Any], str] | None = None
+        self._user_text: str = ""  # the user's utterance so far (the service's aggregate)
+        self._user_shown: str = ""  # the part of it already printed, when a line interrupted it
 
     def _columns(self) -> int:
         return self.width if self.width is not None else shutil.get_terminal_size((80, 24)).columns
@@ -198,22 +211,30 @@ class StatusLine:
         self.out.write("\r\x1b[2K" + self.last_status)
         self.out.flush()
 
-    def _show_user_text(self) -> None:
-        text = getattr(self, "_user_text", "").strip()
-        self._user_text = ""
-        if text:
-            self.line(f"you:    {text}")
+    def _show_user_text(self, finished: bool = True) -> None:
+        """Prints the user's words not printed yet; ``finished`` closes the utterance."""
+        text = self._user_text.strip()
+        shown = self._user_shown
+        rest = text[len(shown):].strip() if shown and text.startswith(shown) else text
+        if rest:
+            self.line(f"you:    {'... ' if shown and rest != text else ''}{rest}")
+        self._user_shown = "" if finished else text
+        if finished:
+            self._user_text = ""
 
     def event(self, ev: LiveEvent) -> None:
         """Shows a conversation event: transcripts, interruptions, connection changes."""
         kind = ev.kind
         if kind == "input_transcript":
-            # Fragments: one line per utterance, when it is finished or the model answers.
-            self._user_text = ev.data.get("aggregate", getattr(self, "_user_text", "") + ev.text)
+            # Fragments: one line per utterance, when it is finished or another line is due.
+            self._user_text = ev.data.get("aggregate", self._user_text + ev.text)
             if ev.data.get("finished", True):  # an event without the flag is a whole utterance
                 self._show_user_text()
             return
-        self._show_user_text()
+        if kind in _PRINTED_KINDS:
+            # A line is about to be printed: show what the user said so far above it; the
+            # rest of the utterance follows as "..." when the service finishes it.
+            self._show_user_text(finished=False)
         if kind == "output_transcript":
             self.model_text += ev.text
         elif kind == "turn_complete":
@@ -232,7 +253,5 @@ class StatusLine:
             self.line(f"-- tool result: {ev.text} -> {ev.data['response']}")
         elif kind == "text_sent":
             self.line(f"you (typed): {ev.text}")
-        elif kind in ("reconnecting", "go_away", "error", "video_error", "video_ended", "video_opened",
-                      "tool_cancelled", "malformed", "muted", "unmuted", "audio_stream_end",
-                      "device_lost", "device_restored"):
+        elif kind in _NOTICE_KINDS:
             self.line(f"-- {kind.replace('_', ' ')}: {ev.text}")
