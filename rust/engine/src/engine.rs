@@ -33,10 +33,10 @@ mod start;
 mod status;
 mod virtual_backend;
 
+pub use crate::stats::DeviceStatus;
 pub use config::{Backend, EngineConfig};
 pub use start::DeviceParams;
 use start::Session;
-pub use status::DeviceStatus;
 
 /// Longest `stop()` waits for real devices to shut down. A stream whose sound server died
 /// can hang in its backend for ever; it is left behind rather than hanging the caller.

@@ -1,6 +1,7 @@
 //! Field lists of the records the engine hands out ([`Stats`](crate::Stats),
 //! [`InterruptReport`](crate::InterruptReport), [`DeviceInfo`](crate::DeviceInfo),
-//! [`DeviceParams`](crate::DeviceParams), [`DeviceEvent`](crate::DeviceEvent)), declared once, here in the engine.
+//! [`DeviceParams`](crate::DeviceParams), [`DeviceEvent`](crate::DeviceEvent),
+//! [`DeviceStatus`]), declared once, here in the engine.
 //!
 //! Bindings convert any [`Fields`] record generically (the Python bindings turn it into a
 //! dict and publish the names and kinds so the typed Python classes can be checked against
@@ -10,7 +11,7 @@
 use crate::cpal_device::DeviceInfo;
 use crate::engine::DeviceParams;
 use crate::playback::InterruptReport;
-use crate::stats::Stats;
+use crate::stats::{DeviceStatus, Stats};
 use crate::supervisor::DeviceEvent;
 
 /// One field's value, as a binding sees it.
@@ -132,10 +133,33 @@ macro_rules! fields {
         impl Fields for $ty {
             fn visit<'a>(&'a self, visit: &mut dyn FnMut(&'static str, Value<'a>)) {
                 let $ty { $($field),* } = self;
-                $( visit(stringify!($field), Value::from($field)); )*
+                $( Field::visit_as($field, stringify!($field), visit); )*
             }
         }
     };
+}
+
+/// A field of a [`fields!`] list: one value under its own name, or a record nested in place
+/// (its fields published flat, under their own names), so a record such as [`DeviceStatus`]
+/// is declared once and still reads as plain fields of [`Stats`].
+trait Field {
+    /// Calls `visit` for this field, named `name`.
+    fn visit_as<'a>(&'a self, name: &'static str, visit: &mut dyn FnMut(&'static str, Value<'a>));
+}
+
+impl<T> Field for T
+where
+    for<'a> &'a T: Into<Value<'a>>,
+{
+    fn visit_as<'a>(&'a self, name: &'static str, visit: &mut dyn FnMut(&'static str, Value<'a>)) {
+        visit(name, self.into());
+    }
+}
+
+impl Field for DeviceStatus {
+    fn visit_as<'a>(&'a self, _name: &'static str, visit: &mut dyn FnMut(&'static str, Value<'a>)) {
+        self.visit(visit);
+    }
 }
 
 fields!(Stats {
@@ -193,23 +217,7 @@ fields!(Stats {
     echo_cost_mean_us,
     echo_cost_p99_us,
     echo_cost_max_us,
-    device_state,
-    device_lost_reason,
-    device_losses,
-    device_restores,
-    latency_requested_ms,
-    output_period_frames,
-    input_period_frames,
-    output_delay_ms,
-    input_delay_ms,
-    output_device_underruns,
-    output_device_underrun_ms,
-    input_device_overruns,
-    input_device_overrun_ms,
-    output_backend_xruns,
-    input_backend_xruns,
-    output_thread,
-    input_thread,
+    device,
     jitter_buffer_ms,
 });
 
@@ -240,6 +248,64 @@ impl Fields for DeviceParams {
         visit("input_channels", Value::from(input_channels));
         visit("output_channels", Value::from(output_channels));
         visit("period_frames", Value::from(period_frames));
+    }
+}
+
+/// Published inside [`Stats`], under the names `Stats` always had (`state` is `device_state`,
+/// ...). The device ids, the leaked streams and the error callbacks per direction are not
+/// published: `Stats` never carried them (`device_error_callbacks` counts both directions).
+impl Fields for DeviceStatus {
+    fn visit<'a>(&'a self, visit: &mut dyn FnMut(&'static str, Value<'a>)) {
+        let DeviceStatus {
+            state,
+            lost_reason,
+            losses,
+            restores,
+            leaked_streams: _,
+            output_device: _,
+            input_device: _,
+            latency_requested_ms,
+            output_period_frames,
+            input_period_frames,
+            output_delay_ms,
+            input_delay_ms,
+            output_device_underruns,
+            output_device_underrun_ms,
+            input_device_overruns,
+            input_device_overrun_ms,
+            output_backend_xruns,
+            input_backend_xruns,
+            output_error_callbacks: _,
+            input_error_callbacks: _,
+            output_thread,
+            input_thread,
+        } = self;
+        visit("device_state", Value::from(state));
+        visit("device_lost_reason", Value::from(lost_reason));
+        visit("device_losses", Value::from(losses));
+        visit("device_restores", Value::from(restores));
+        visit("latency_requested_ms", Value::from(latency_requested_ms));
+        visit("output_period_frames", Value::from(output_period_frames));
+        visit("input_period_frames", Value::from(input_period_frames));
+        visit("output_delay_ms", Value::from(output_delay_ms));
+        visit("input_delay_ms", Value::from(input_delay_ms));
+        visit(
+            "output_device_underruns",
+            Value::from(output_device_underruns),
+        );
+        visit(
+            "output_device_underrun_ms",
+            Value::from(output_device_underrun_ms),
+        );
+        visit("input_device_overruns", Value::from(input_device_overruns));
+        visit(
+            "input_device_overrun_ms",
+            Value::from(input_device_overrun_ms),
+        );
+        visit("output_backend_xruns", Value::from(output_backend_xruns));
+        visit("input_backend_xruns", Value::from(input_backend_xruns));
+        visit("output_thread", Value::from(output_thread));
+        visit("input_thread", Value::from(input_thread));
     }
 }
 
@@ -296,6 +362,24 @@ mod tests {
         assert!(kinds.contains(&("input_rms_dbfs", Kind::Float)));
         assert!(kinds.contains(&("last_device_error", Kind::Str)));
         assert!(kinds.contains(&("input_ended", Kind::Bool)));
+    }
+
+    #[test]
+    fn stats_publishes_the_device_status_flat_in_place() {
+        let names: Vec<_> = Stats::field_kinds().into_iter().map(|(n, _)| n).collect();
+        assert!(
+            !names.contains(&"device"),
+            "the nested record is not a field itself"
+        );
+        let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+        assert_eq!(at("device_state"), at("echo_cost_max_us") + 1);
+        assert_eq!(at("input_thread") + 1, at("jitter_buffer_ms"));
+        let mut stats = Stats::default();
+        stats.device.state = "lost".into();
+        stats.device.output_device_underruns = 3;
+        let fields = stats.fields();
+        assert!(fields.contains(&("device_state", Value::Str("lost"))));
+        assert!(fields.contains(&("output_device_underruns", Value::UInt(3))));
     }
 
     #[test]

@@ -258,43 +258,76 @@ pub struct Stats {
     pub echo_cost_p99_us: f64,
     /// Largest cost of one frame, microseconds.
     pub echo_cost_max_us: f64,
-    /// The devices: "running", "lost" (gone; the engine reopens them by itself), "stopped",
-    /// or "virtual" (the virtual device: the figures below are its own, gap-free clock's).
-    pub device_state: String,
-    /// Why the devices are gone (empty while they run).
-    pub device_lost_reason: String,
-    /// Times the devices were lost, and times they were reopened after a loss.
-    pub device_losses: u64,
-    pub device_restores: u64,
-    /// Device buffer asked for, in milliseconds (the `latency` setting, or two periods of
-    /// `period_frames`; 0 on the virtual device).
-    pub latency_requested_ms: f64,
-    /// Frames per period the host granted (read back from the streams).
-    pub output_period_frames: u32,
-    pub input_period_frames: u32,
-    /// Audio queued in the host ahead of the listener at the last output callback, and
-    /// waiting in the host at the last input callback, per the host's timestamps: the
-    /// latency the host really runs at, in milliseconds.
-    pub output_delay_ms: f64,
-    pub input_delay_ms: f64,
-    /// Gaps below the engine's ring that a listener hears: the output device ran dry (the
-    /// server played silence), found from the device's frame clock; and audio lost by them.
-    pub output_device_underruns: u64,
-    pub output_device_underrun_ms: f64,
-    /// Input the device produced and dropped before the engine fetched it; audio lost.
-    pub input_device_overruns: u64,
-    pub input_device_overrun_ms: f64,
-    /// Xruns the backend itself reported (ALSA `EPIPE`), per direction.
-    pub output_backend_xruns: u64,
-    pub input_backend_xruns: u64,
-    /// Scheduling of the device threads: "realtime", "normal (...)" with the reason, or ""
-    /// before their first callback.
-    pub output_thread: String,
-    pub input_thread: String,
+    /// The devices' health, published flat under the names its [`Fields`](crate::Fields)
+    /// list gives (`device_state`, ..., `input_thread`).
+    pub device: DeviceStatus,
     /// The jitter buffer now: model audio a turn queues before it starts (and restarts after
     /// running dry) to play, in milliseconds. It starts at `prebuffer_ms`, grows after an
     /// underrun and shrinks back slowly while delivery is steady.
     pub jitter_buffer_ms: f64,
+}
+
+/// The health of real devices: a snapshot from
+/// [`Engine::device_status`](crate::Engine::device_status), and the `device_*`,
+/// `*_period_frames`, `*_delay_ms`, gap, xrun and thread fields of [`Stats`] (which holds
+/// one).
+///
+/// Gaps are what a listener lost below the engine's ring, found from the device's frame
+/// clock (see [`crate::device_health::FrameClock`]); `*_backend_xruns` are the xruns the
+/// backend itself reported (ALSA `EPIPE`). Frame counts are converted to milliseconds at
+/// the device rate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceStatus {
+    /// "running", "lost" (gone; the engine reopens them by itself), "stopped", or "virtual"
+    /// (the virtual device: the figures below are its own, gap-free clock's).
+    pub state: String,
+    /// Why the devices are gone (empty while they run).
+    pub lost_reason: String,
+    /// Times the devices were lost (streams given up because they died).
+    pub losses: u64,
+    /// Times they were reopened after a loss.
+    pub restores: u64,
+    /// Dead streams that hung in their backend on shutdown and were left behind.
+    pub leaked_streams: u64,
+    /// Output device id (e.g. `alsa:default`), empty without output.
+    pub output_device: String,
+    /// Input device id, empty without input.
+    pub input_device: String,
+    /// Device buffer asked for, in milliseconds (the `latency` setting, or two periods of
+    /// `period_frames`; 0 on the virtual device).
+    pub latency_requested_ms: f64,
+    /// Output period the host granted, in frames (read back from the stream).
+    pub output_period_frames: u32,
+    /// Input period the host granted, in frames.
+    pub input_period_frames: u32,
+    /// Audio queued in the host ahead of the listener at the last output callback, per the
+    /// host's timestamps (the output latency the host really runs at), in milliseconds.
+    pub output_delay_ms: f64,
+    /// Audio waiting in the host at the last input callback, in milliseconds.
+    pub input_delay_ms: f64,
+    /// Output underruns below the ring that a listener hears: the output device ran dry (the
+    /// server played silence it was not given), found from the device's frame clock.
+    pub output_device_underruns: u64,
+    /// Audio lost to them, in milliseconds.
+    pub output_device_underrun_ms: f64,
+    /// Input overruns below the ring (audio the device produced and dropped before the
+    /// engine fetched it).
+    pub input_device_overruns: u64,
+    /// Audio lost to them, in milliseconds.
+    pub input_device_overrun_ms: f64,
+    /// Xruns the backend itself reported on the output (ALSA `EPIPE`).
+    pub output_backend_xruns: u64,
+    /// Xruns the backend reported on the input.
+    pub input_backend_xruns: u64,
+    /// Every error callback of the output streams.
+    pub output_error_callbacks: u64,
+    /// Every error callback of the input streams.
+    pub input_error_callbacks: u64,
+    /// Scheduling of the output device thread: "realtime", "normal (...)" with the reason,
+    /// or "" before its first callback.
+    pub output_thread: String,
+    /// Scheduling of the input device thread.
+    pub input_thread: String,
 }
 
 #[cfg(test)]

@@ -5,67 +5,12 @@ use std::sync::atomic::{Ordering::Acquire, Ordering::Relaxed};
 
 use crate::convert::to_dbfs;
 use crate::cpal_device::device_error_name;
-use crate::stats::Stats;
+use crate::stats::{DeviceStatus, Stats};
 
 use super::{lock, Backend, Engine};
 
 /// What `DeviceStatus` says about the virtual device's clock thread.
 const VIRTUAL_THREAD: &str = "virtual clock";
-
-/// The health of real devices: a snapshot from [`Engine::device_status`].
-///
-/// Gaps are what a listener lost below the engine's ring, found from the device's frame
-/// clock (see [`crate::device_health::FrameClock`]); `*_backend_xruns` are the xruns the
-/// backend itself reported (ALSA `EPIPE`). Frame counts are converted to milliseconds at
-/// the device rate.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DeviceStatus {
-    /// "running", "lost" (gone; the engine retries), "stopped", or "virtual".
-    pub state: String,
-    /// Why the devices are gone (empty while they run).
-    pub lost_reason: String,
-    /// Streams given up because they died.
-    pub losses: u64,
-    /// Successful rebuilds after a loss.
-    pub restores: u64,
-    /// Dead streams that hung in their backend on shutdown and were left behind.
-    pub leaked_streams: u64,
-    /// Output device id (e.g. `alsa:default`), empty without output.
-    pub output_device: String,
-    /// Input device id, empty without input.
-    pub input_device: String,
-    /// Device buffer asked for, in milliseconds (the `latency` setting).
-    pub latency_requested_ms: f64,
-    /// Output period the host granted, in frames (read back from the stream).
-    pub output_period_frames: u32,
-    /// Input period the host granted, in frames.
-    pub input_period_frames: u32,
-    /// Audio queued ahead of the listener at the last output callback, per the host's
-    /// timestamps (the output latency the host really runs at), in milliseconds.
-    pub output_delay_ms: f64,
-    /// Audio waiting in the input device at the last input callback, in milliseconds.
-    pub input_delay_ms: f64,
-    /// Output underruns below the ring (the device played silence it was not given).
-    pub output_device_underruns: u64,
-    /// Audio lost to them, in milliseconds.
-    pub output_device_underrun_ms: f64,
-    /// Input overruns below the ring (audio the device produced and dropped).
-    pub input_device_overruns: u64,
-    /// Audio lost to them, in milliseconds.
-    pub input_device_overrun_ms: f64,
-    /// Xruns the backend reported on the output.
-    pub output_backend_xruns: u64,
-    /// Xruns the backend reported on the input.
-    pub input_backend_xruns: u64,
-    /// Every error callback of the output streams.
-    pub output_error_callbacks: u64,
-    /// Every error callback of the input streams.
-    pub input_error_callbacks: u64,
-    /// Scheduling of the output device thread: "realtime", "normal (...)", "" before it ran.
-    pub output_thread: String,
-    /// Scheduling of the input device thread.
-    pub input_thread: String,
-}
 
 impl Engine {
     /// The health of the real devices: lost or running, what the host granted, and the
@@ -177,7 +122,6 @@ impl Engine {
             .map_or(0.0, |f| frames_ms(f, in_rate));
         let ot = &s.output_timing;
         let it = &s.input_timing;
-        let dev = self.device_status();
         Stats {
             input_rate_hz: params.input_rate,
             output_rate_hz: params.output_rate,
@@ -241,23 +185,7 @@ impl Engine {
             echo_cost_mean_us: echo.cost_mean_us,
             echo_cost_p99_us: echo.cost_p99_us,
             echo_cost_max_us: echo.cost_max_us,
-            device_state: dev.state,
-            device_lost_reason: dev.lost_reason,
-            device_losses: dev.losses,
-            device_restores: dev.restores,
-            latency_requested_ms: dev.latency_requested_ms,
-            output_period_frames: dev.output_period_frames,
-            input_period_frames: dev.input_period_frames,
-            output_delay_ms: dev.output_delay_ms,
-            input_delay_ms: dev.input_delay_ms,
-            output_device_underruns: dev.output_device_underruns,
-            output_device_underrun_ms: dev.output_device_underrun_ms,
-            input_device_overruns: dev.input_device_overruns,
-            input_device_overrun_ms: dev.input_device_overrun_ms,
-            output_backend_xruns: dev.output_backend_xruns,
-            input_backend_xruns: dev.input_backend_xruns,
-            output_thread: dev.output_thread,
-            input_thread: dev.input_thread,
+            device: self.device_status(),
             jitter_buffer_ms: frames_ms(s.jitter_buffer_frames.load(Relaxed), out_rate),
         }
     }
