@@ -1,7 +1,7 @@
 """Real sound server, measured from outside: gaps in full duplex, barge-in, capture latency.
 
 On a PulseAudio null sink (:mod:`duplex.testing.audio_server`), an independent recorder (a
-separate ``pacat --record`` of the sink's monitor, :class:`~duplex.bench.realdevice._PacatCapture`)
+separate ``pacat --record`` of the sink's monitor, :class:`~duplex.bench.monitor.MonitorRecorder`)
 hears what each implementation played. Every implementation runs in its own child process
 (:mod:`duplex.bench.devicegaps_subjects`) in full duplex: its microphone open and read by
 Python, as in a conversation.
@@ -41,7 +41,7 @@ import numpy as np
 from ..testing.audio_server import available, pulse_null_sink
 from .devicegaps_report import markdown, plot
 from .devicegaps_subjects import CLICK_AMP, CLICK_MS, SUBJECTS, TONE_AMP
-from .realdevice import _PacatCapture, envelope_db, find_gaps
+from .monitor import MonitorRecorder, envelope_db, find_gaps
 
 __all__ = ["run", "main", "analyse_gaps", "analyse_bargein", "analyse_capture", "LOADS", "GAP_SUBJECTS"]
 
@@ -92,7 +92,7 @@ def analyse_bargein(x: np.ndarray, rate: int, i_of: Any, marks: dict[str, Any]) 
     ends = marks["tones"][1:] + [marks["interrupts"][-1] + 0.7]
     for t_int, t_end in zip(marks["interrupts"], ends):
         # up to 50 ms before the next answer's play call: with a clock mapping a little early
-        # (see _Recorder) and an empty device buffer, that answer can map before its call
+        # (see MonitorRecorder) and an empty device buffer, that answer can map before its call
         i, j = i_of(t_int), min(i_of(t_end - 0.05), len(x))
         if not np.any(np.abs(x[max(0, i - rate // 100) : i]) >= AUDIBLE):
             silent_before += 1  # the tone was not sounding when interrupt() came: no figure
@@ -152,41 +152,6 @@ def _stats(prefix: str, v: list[float]) -> dict[str, Any]:
 # -- running cells ------------------------------------------------------------------------
 
 
-class _Recorder(_PacatCapture):
-    """The independent recorder, which also keeps how far its clock mapping spread.
-
-    Sample i is mapped to ``t0 + i / rate``, ``t0`` the minimum over polls of
-    ``t_poll - frames / rate``. A server that renders ahead (a catch-up block after it was
-    starved) moves that minimum early; ``clock_spread_ms`` (median minus minimum) shows by how
-    much the mapping may be off. Differences on the same mapping (barge-in minus the round
-    trip) do not depend on it.
-    """
-
-    def __init__(self, env: dict[str, str], path: str, rate: int = REC_RATE) -> None:
-        self.offsets: list[float] = []
-        super().__init__(env, path, rate)
-
-    def _poller(self) -> None:
-        seen = 0
-        while not self._stop.is_set():
-            try:
-                n = os.path.getsize(self.path) // 4
-            except OSError:
-                n = seen
-            t = time.perf_counter()
-            if n > seen:
-                self.frames, self.t_last, seen = n, t, n
-                self.offsets.append(t - n / self.rate)
-                self.t0 = min(self.t0, self.offsets[-1])
-            self._stop.wait(0.002)
-
-    def clock_spread_ms(self) -> float | None:
-        """Median minus minimum of the poll offsets, in ms (None before two polls)."""
-        if len(self.offsets) < 2:
-            return None
-        return round((float(np.median(self.offsets)) - self.t0) * 1e3, 1)
-
-
 def _click_train(path: str, n: int) -> None:
     """``n`` 10 ms 1 kHz clicks 0.4 s apart at 48 kHz, after 0.2 s of silence."""
     t = np.arange(int(REC_RATE * CLICK_MS / 1000)) / REC_RATE
@@ -224,7 +189,7 @@ def run_cell(task: str, subject: str, env: dict[str, str], tmp: str, load: str =
         _click_train(spec["click_file"], clicks)
     out_path = os.path.join(tmp, "child.json")
     row: dict[str, Any] = {"task": task, "subject": subject, "load": load, "loadavg_start": os.getloadavg()[0]}
-    mon = _Recorder(env, os.path.join(tmp, "monitor.f32"), REC_RATE)
+    mon = MonitorRecorder(env, os.path.join(tmp, "monitor.f32"), REC_RATE)
     spin = _spinners(2) if "busy" in load else []
     try:
         time.sleep(0.2)

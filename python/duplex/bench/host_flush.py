@@ -108,6 +108,7 @@ class _Alsa:
         buf, per = c_ulong(), c_ulong()
         lib.snd_pcm_get_params(self.pcm, byref(buf), byref(per))
         self.buffer_frames, self.period_frames = int(buf.value), int(per.value)
+        self.pos = 0  # frames written (less what a rewind or drop took back)
 
     def write(self, x: np.ndarray) -> None:
         x = np.ascontiguousarray(x, dtype="<i2")
@@ -127,6 +128,11 @@ class _Alsa:
                 time.sleep(0.001)
                 continue
             done += n
+        self.pos += len(x)
+
+    def at_interrupt(self) -> dict[str, Any]:
+        """What the device buffer holds and what ALSA could rewind, read before the interrupt."""
+        return {"queued_at_interrupt_frames": self.delay(), "rewindable_frames": self.rewindable()}
 
     def delay(self) -> int:
         d = c_long()
@@ -261,6 +267,10 @@ class _Pulse:
             if done < len(x):
                 time.sleep(0.002)
 
+    def at_interrupt(self) -> dict[str, Any]:
+        """Nothing to read before the interrupt (the take-back asks the server itself)."""
+        return {}
+
     def flush(self) -> None:
         with self._locked():
             self._run_op(self.lib.pa_stream_flush(self.s, None, None))
@@ -311,73 +321,67 @@ def _fade_at(k0: int) -> np.ndarray:
     return _tone(k0, n, _fade(n))
 
 
+def _take(out: _Alsa | _Pulse, tone_s: float, marks: dict[str, float], tail_s: float,
+          take_back: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """One take on a host stream: a click, the tone in writes of one period (so the device
+    buffer stays full), the interrupt, the method's ``take_back`` (given what was read just
+    before the interrupt), then ``tail_s`` of silence to hear it by."""
+    info: dict[str, Any] = {"period_frames": out.period_frames, "buffer_frames": out.buffer_frames}
+    marks["click"] = time.perf_counter()
+    out.write(np.concatenate([_click(), _silence(0.4)]))
+    end = out.pos + int(tone_s * RATE)
+    while out.pos < end:
+        out.write(_tone(out.pos, min(out.period_frames, end - out.pos)))
+    info.update(out.at_interrupt())
+    marks["interrupt"] = time.perf_counter()
+    info.update(take_back(info))
+    out.write(_silence(tail_s))
+    out.close()
+    return info
+
+
 def _run_alsa(method: str, latency_ms: float, tone_s: float, marks: dict[str, float]) -> dict[str, Any]:
     pcm = _Alsa("default", latency_ms)
+
+    def take_back(info: dict[str, Any]) -> dict[str, Any]:
+        if method == "alsa-rewind":
+            n = pcm.rewind(info["rewindable_frames"])
+            pcm.pos -= max(n, 0)
+        elif method == "alsa-drop":
+            heard = pcm.pos - pcm.delay()
+            pcm.drop_prepare()
+            n, pcm.pos = pcm.pos - heard, heard
+        else:
+            return {}  # the cookbook: the device buffer plays out
+        pcm.write(_fade_at(pcm.pos))
+        return {"taken_back_frames": n}
+
     try:
-        return _play_alsa(pcm, method, tone_s, marks)
+        return _take(pcm, tone_s, marks, 0.4, take_back)
     except OSError:
         pcm.lib.snd_pcm_close(pcm.pcm)  # no drain: a stuck PCM would never finish it
         raise
 
 
-def _play_alsa(pcm: _Alsa, method: str, tone_s: float, marks: dict[str, float]) -> dict[str, Any]:
-    info: dict[str, Any] = {"period_frames": pcm.period_frames, "buffer_frames": pcm.buffer_frames}
-    marks["click"] = time.perf_counter()
-    lead = np.concatenate([_click(), _silence(0.4)])
-    pcm.write(lead)
-    pos = len(lead)
-    end = pos + int(tone_s * RATE)
-    while pos < end:  # blocking writes of one period: the device buffer stays full
-        n = min(pcm.period_frames, end - pos)
-        pcm.write(_tone(pos, n))
-        pos += n
-    info["queued_at_interrupt_frames"] = pcm.delay()
-    info["rewindable_frames"] = pcm.rewindable()
-    marks["interrupt"] = time.perf_counter()
-    if method == "alsa-rewind":
-        n = pcm.rewind(info["rewindable_frames"])
-        info["taken_back_frames"] = n
-        pos -= max(n, 0)
-        pcm.write(_fade_at(pos))
-    elif method == "alsa-drop":
-        heard = pos - pcm.delay()
-        pcm.drop_prepare()
-        info["taken_back_frames"] = pos - heard
-        pcm.write(_fade_at(heard))
-    pcm.write(_silence(0.4))
-    pcm.close()
-    return info
-
-
 def _run_pulse(method: str, latency_ms: float, tone_s: float, margin_ms: float,
                marks: dict[str, float]) -> dict[str, Any]:
     s = _Pulse(latency_ms)
+
+    def take_back(info: dict[str, Any]) -> dict[str, Any]:
+        if method == "pulse-flush":
+            s.flush()
+        elif method == "pulse-rewrite":
+            old = s.pos
+            return s.rewrite(int(RATE * margin_ms / 1000),
+                             lambda x: np.concatenate([_fade_at(x), _silence(max(0, old - x) / RATE + 0.1)]))
+        return {}
+
     try:
-        return _play_pulse(s, method, tone_s, margin_ms, marks)
+        return _take(s, tone_s, marks, 0.3, take_back)
     except OSError:
         with s._locked():
             s.lib.pa_stream_disconnect(s.s)
         raise
-
-
-def _play_pulse(s: _Pulse, method: str, tone_s: float, margin_ms: float,
-                marks: dict[str, float]) -> dict[str, Any]:
-    info: dict[str, Any] = {"period_frames": s.period_frames, "buffer_frames": s.buffer_frames}
-    marks["click"] = time.perf_counter()
-    s.write(np.concatenate([_click(), _silence(0.4)]))
-    end = s.pos + int(tone_s * RATE)
-    while s.pos < end:
-        s.write(_tone(s.pos, min(s.period_frames, end - s.pos)))
-    marks["interrupt"] = time.perf_counter()
-    if method == "pulse-flush":
-        s.flush()
-    elif method == "pulse-rewrite":
-        old = s.pos
-        info.update(s.rewrite(int(RATE * margin_ms / 1000),
-                              lambda x: np.concatenate([_fade_at(x), _silence(max(0, old - x) / RATE + 0.1)])))
-    s.write(_silence(0.3))
-    s.close()
-    return info
 
 
 def _run_duplex(latency_ms: float, tone_s: float, marks: dict[str, float]) -> dict[str, Any]:
@@ -456,9 +460,9 @@ def _valid(row: dict[str, Any]) -> bool:
 def run_method(method: str, latency_ms: float, env: dict[str, str], *, tone_s: float = 1.0,
                margin_ms: float = 2.0) -> dict[str, Any]:
     """One run of ``method`` with a device buffer of ``latency_ms``, recorded by ``pacat``."""
-    from .realdevice import _PacatCapture
+    from .monitor import MonitorRecorder
 
-    mon = _PacatCapture(env, os.path.join(tempfile.gettempdir(), f"duplex-hf-{os.getpid()}.f32"))
+    mon = MonitorRecorder(env, os.path.join(tempfile.gettempdir(), f"duplex-hf-{os.getpid()}.f32"))
     marks: dict[str, float] = {}
     try:
         time.sleep(0.3)
