@@ -194,3 +194,42 @@ class VirtualDevice:
             "stall_every_periods": self.stall_every_periods,
             "stall_ms": self.stall_ms,
         }
+
+
+def _matching_virtual(device: VirtualDevice, **asked: int | None) -> VirtualDevice:
+    """``device``, after checking that ``sample_rate``/``period_frames`` given to
+    :class:`~duplex.AudioEngine` agree with it (they used to be ignored silently)."""
+    for name, value in asked.items():
+        own = getattr(device, name)
+        if value is not None and value != own:
+            raise InvalidInputError(
+                f"AudioEngine({name}={value!r}) conflicts with the VirtualDevice's {name}={own!r}; "
+                f"set {name} on the VirtualDevice (or leave it unset on AudioEngine)"
+            )
+    return device
+
+
+def _virtual_for_engine(
+    backend: object,
+    input_device: object,
+    output_device: object,
+    sample_rate: int | None,
+    period_frames: int | None,
+) -> VirtualDevice | None:
+    """The virtual device an ``AudioEngine(...)`` call asks for, or ``None`` for real devices
+    (``backend="cpal"``); a bad ``backend`` or a format that conflicts with the given
+    :class:`VirtualDevice` raises :class:`~duplex.errors.InvalidInputError`."""
+    if input_device == "virtual" or output_device == "virtual":
+        backend = "virtual"
+    if isinstance(backend, VirtualDevice):
+        return _matching_virtual(backend, sample_rate=sample_rate, period_frames=period_frames)
+    if backend == "virtual":
+        # The virtual device has no other device to ask: these settings are its format.
+        return VirtualDevice(
+            **{k: v for k, v in (("sample_rate", sample_rate), ("period_frames", period_frames)) if v is not None}
+        )
+    if backend == "cpal":
+        return None
+    raise InvalidInputError(
+        f"backend must be 'cpal', 'virtual' or a duplex.VirtualDevice, got {backend!r}"
+    )
