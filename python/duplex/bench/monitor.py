@@ -58,12 +58,12 @@ class MonitorRecorder:
         self.rate = rate
         self.path = path
         self.blocks: list[np.ndarray] = []
-        self.frames = 0
-        self.t0 = math.inf  # perf_counter time of sample 0 (earliest consistent estimate)
-        self.t_last = 0.0
+        self.frames: int = 0
+        self.t0: float = math.inf  # perf_counter time of sample 0 (earliest consistent estimate)
+        self.t_last: float = 0.0
         self.offsets: list[float] = []
         self._f = open(path, "wb")
-        self.proc = subprocess.Popen(
+        self.proc: subprocess.Popen[bytes] = subprocess.Popen(
             ["pacat", "--record", "-d", "nullsink.monitor", "--raw", "--format=float32le",
              "--channels=1", f"--rate={rate}", "--latency-msec=10", "--client-name=duplex-bench-monitor"],
             stdout=self._f, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
