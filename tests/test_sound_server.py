@@ -186,8 +186,12 @@ def dropouts(x: np.ndarray, level_dbfs: float, block: int = 160) -> list:
 def test_devices_lists_default_output_and_input(sound_server):
     devs = duplex.devices()
     listing = "\n".join(str(d) for d in devs)
-    outs = [d for d in devs if d.is_default_output]
-    ins = [d for d in devs if d.is_default_input]
+    # One default per host: ALSA's, and the server's own sink/source for host "pulse".
+    for host in {d.host for d in devs if d.host != "virtual"}:
+        assert len([d for d in devs if d.host == host and d.is_default_output]) == 1, listing
+        assert len([d for d in devs if d.host == host and d.is_default_input]) == 1, listing
+    outs = [d for d in devs if d.is_default_output and d.host != "pulse"]
+    ins = [d for d in devs if d.is_default_input and d.host != "pulse"]
     assert len(outs) == 1, f"expected one default output device:\n{listing}"
     assert len(ins) == 1, f"expected one default input device:\n{listing}"
     assert outs[0].output_channels > 0, f"default output cannot be opened:\n{listing}"

@@ -114,6 +114,7 @@ class Engine:
         period_frames: int | None = None,
         latency: Literal["low", "high"] | float | None = None,
         realtime: bool | None = None,
+        host: Literal["auto", "pulse", "alsa"] | None = None,
         chunk_ms: int | None = None,
         prebuffer_ms: int | None = None,
         playback_buffer_ms: int | None = None,

@@ -95,18 +95,28 @@ def _add_devices(p: argparse.ArgumentParser) -> None:
                         "(period, delay, thread priority) for --latency")
     p.add_argument("--latency", type=_latency, default=None,
                    help="device buffer to probe with: low (20 ms), high (80 ms, the default) or milliseconds")
+    p.add_argument("--host", choices=HOSTS, default=None,
+                   help="audio system to probe with: " + HOSTS_HELP)
     p.set_defaults(run=_cmd_devices)
 
 
-def _probe(direction: str, latency: str | float | None) -> str:
+#: The audio systems real devices open through (AudioEngine's ``host``).
+HOSTS = ("auto", "pulse", "alsa")
+HOSTS_HELP = ("alsa (cpal's ALSA host, the default), pulse (duplex's own PulseAudio client: a "
+              "real-time device thread, interrupts that take back what the server holds) or auto "
+              "(pulse where a PulseAudio server answers)")
+
+
+def _probe(direction: str, latency: str | float | None, host: str | None = None) -> str:
     """Opens the default device of one direction for about half a second and says what the
     host granted."""
     from .engine import DEFAULT_LATENCY, AudioEngine
 
     closed = {"output_device": False} if direction == "input" else {"input_device": False}
     try:
+        extra: dict[str, Any] = {} if host is None else {"host": host}
         engine = AudioEngine(**closed, latency=DEFAULT_LATENCY if latency is None else latency,
-                             echo_cancellation=False)  # type: ignore[arg-type]
+                             echo_cancellation=False, **extra)  # type: ignore[arg-type]
         with engine:
             deadline = time.monotonic() + 2.0
             while time.monotonic() < deadline:
@@ -122,9 +132,11 @@ def _probe(direction: str, latency: str | float | None) -> str:
     delay = s.output_delay_ms if direction == "output" else s.input_delay_ms
     thread = s.output_thread if direction == "output" else s.input_thread
     period_ms = 1000 * period / rate if rate else 0.0
+    granted_buffer = (f", a {s.output_buffer_ms:.0f} ms buffer" if direction == "output" and s.output_buffer_ms
+                      else "")
     return (f"default {direction}: {rate} Hz; asked for {s.latency_requested_ms:.0f} ms of buffer, granted "
-            f"{period}-frame periods ({period_ms:.1f} ms); host delay {delay:.1f} ms; thread "
-            f"{thread or 'did not run'}")
+            f"{period}-frame periods ({period_ms:.1f} ms){granted_buffer}; host delay {delay:.1f} ms; thread "
+            f"{thread or 'did not run'}; host {s.host or '?'}")
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -145,7 +157,7 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     elif args.probe:
         print()
         for direction in ("output", "input"):
-            print(_probe(direction, args.latency))
+            print(_probe(direction, args.latency, args.host))
     return 0
 
 
@@ -189,6 +201,7 @@ def _add_talk(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", type=_latency, default=None,
                    help="device buffer: low (20 ms), high (80 ms, the default: survives a busy machine) "
                         "or milliseconds")
+    p.add_argument("--host", choices=HOSTS, default=None, help="audio system of real devices: " + HOSTS_HELP)
     p.add_argument("--demo-tool", action="store_true",
                    help="give the model a local_time function to call (ask it the time to see function calling)")
     p.add_argument("--no-typing", dest="typing", action="store_false",
@@ -229,6 +242,7 @@ def _cmd_talk(args: argparse.Namespace) -> int:
         system_instruction=args.system_instruction,
         prebuffer_ms=args.prebuffer_ms,
         latency=args.latency,
+        host=args.host,
         demo_tool=args.demo_tool,
         typing=args.typing,
         echo_cancellation=args.echo_cancellation,

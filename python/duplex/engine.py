@@ -65,6 +65,11 @@ Backend = Literal["cpal", "virtual"]
 #: Device buffer of real devices: ``"low"`` (20 ms), ``"high"`` (80 ms) or milliseconds
 #: (4..1000). Unlike python-sounddevice's ``latency``, a number is milliseconds, not seconds.
 Latency = Union[Literal["low", "high"], float]
+#: The audio system real devices open through: ``"alsa"`` (cpal's ALSA host; a sound server
+#: through ALSA's pulse plugin), ``"pulse"`` (the engine's own PulseAudio client, also for
+#: pipewire-pulse: a real-time device thread, and interrupts that take back what the server
+#: holds) or ``"auto"`` (``"pulse"`` where a PulseAudio server answers, else ``"alsa"``).
+Host = Literal["auto", "pulse", "alsa"]
 #: ``"high"`` (80 ms). Measured with an independent recorder of a PulseAudio null sink's
 #: monitor, full duplex, gaps a listener hears per minute at 20 / 80 / 150 ms of device
 #: buffer: idle 22.5 / 0 / 0; both cores busy 656 / 22.1 / 0 (a PortAudio callback: 202);
@@ -104,6 +109,11 @@ class AudioEngine:
         python-sounddevice). More buffer survives a busy machine; it costs that much delay
         (small against a model's 500+ ms answer). What the host grants is in
         :meth:`stats` (``output_period_frames``, ``output_delay_ms``, ...).
+    host
+        The audio system of real devices (:data:`Host`): ``"alsa"`` (the default),
+        ``"pulse"`` (the engine's own PulseAudio client; devices by sink/source name or index,
+        see ``duplex devices``) or ``"auto"``. With ``"pulse"``, :meth:`interrupt` also takes
+        back the audio the server already holds, so barge-in does not pay for the buffer.
     realtime
         Promote the device threads to real-time priority where the system allows it (rtkit
         or ``RLIMIT_RTPRIO``); elsewhere they quietly stay at normal priority, and
@@ -147,6 +157,7 @@ class AudioEngine:
         period_frames: int | None = None,
         latency: Latency = DEFAULT_LATENCY,
         realtime: bool = True,
+        host: Host = "alsa",
         chunk_ms: int = 20,
         prebuffer_ms: int = 200,
         playback_buffer_ms: int = 120_000,
@@ -167,6 +178,7 @@ class AudioEngine:
             period_frames=period_frames,
             latency=None if virtual else latency,
             realtime=None if virtual else realtime,
+            host=None if virtual else host,
             chunk_ms=chunk_ms,
             prebuffer_ms=prebuffer_ms,
             playback_buffer_ms=playback_buffer_ms,

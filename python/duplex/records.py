@@ -73,7 +73,11 @@ class Stats:
     and ``input_device_overruns``, each with the milliseconds lost, next to the xruns the
     backend itself reported. ``underruns`` counts the engine's own ring running dry;
     ``jitter_buffer_ms`` is the adaptive prebuffer now. ``*_thread`` says whether the device
-    threads run at real-time priority. On the virtual device ``device_state`` is
+    threads run at real-time priority. ``host`` is the audio system (``"alsa"``, ``"pulse"``,
+    ``"virtual"``) with the device ids, ``output_buffer_ms`` the buffer it granted
+    (PulseAudio's tlength; 0 where the host does not say), and
+    ``device_rewrites``/``device_rewound_ms`` count interrupts that took back audio the server
+    already held (host ``"pulse"``). On the virtual device ``device_state`` is
     ``"virtual"``: its clock has no host below it and never loses audio.
     """
 
@@ -138,6 +142,12 @@ class Stats:
     latency_requested_ms: float
     output_period_frames: int
     input_period_frames: int
+    host: str
+    output_device: str
+    input_device: str
+    output_buffer_ms: float
+    device_rewrites: int
+    device_rewound_ms: float
     output_delay_ms: float
     input_delay_ms: float
     output_device_underruns: int
@@ -171,6 +181,7 @@ class Stats:
                 f"max {self.jitter_max_ms:.3f} ms",
                 f"device      {self.device_state}, {self.device_errors} errors"
                 + (f" (last: {self.last_device_error})" if self.last_device_error else "")
+                + (f" on {self.host}" if self.host else "")
                 + f"; granted periods out {self.output_period_frames} / in {self.input_period_frames} "
                 f"frames for {self.latency_requested_ms:.0f} ms asked; delay out {self.output_delay_ms:.1f} / "
                 f"in {self.input_delay_ms:.1f} ms",

@@ -50,6 +50,7 @@ class TalkOptions:
     system_instruction: str | None = None
     prebuffer_ms: int = 200
     latency: str | float | None = None  # device buffer: "low", "high" or ms (None: the default)
+    host: str | None = None  # real devices through "auto", "pulse" or "alsa" (None: the default)
     quiet: bool = False
     demo_tool: bool = False  # give the model duplex.live.local_time to call
     typing: bool = True  # a line typed on stdin goes to the model as a user turn
@@ -85,9 +86,11 @@ def _make_engine(opts: TalkOptions) -> AudioEngine:
             speed=1.0,
         )
         return AudioEngine(backend=device, prebuffer_ms=opts.prebuffer_ms)
-    latency = {} if opts.latency is None else {"latency": opts.latency}
+    extra: dict[str, Any] = {} if opts.latency is None else {"latency": opts.latency}
+    if opts.host is not None:
+        extra["host"] = opts.host
     return AudioEngine(opts.input_device, opts.output_device, prebuffer_ms=opts.prebuffer_ms,
-                       echo_cancellation=opts.echo_cancellation, **latency)  # type: ignore[arg-type]
+                       echo_cancellation=opts.echo_cancellation, **extra)
 
 
 def _make_video(opts: TalkOptions) -> Any:

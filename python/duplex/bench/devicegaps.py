@@ -46,9 +46,10 @@ from .monitor import MonitorRecorder, envelope_db, find_gaps
 __all__ = ["run", "main", "analyse_gaps", "analyse_bargein", "analyse_capture", "LOADS", "GAP_SUBJECTS"]
 
 LOADS = ("idle", "busy", "gil", "gil+busy")
-GAP_SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "sd-callback", "sd-callback-150", "cookbook")
+GAP_SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "pulse-80", "pulse-150", "sd-callback", "sd-callback-150",
+                "cookbook")
 BARGEIN_SUBJECTS = GAP_SUBJECTS
-CAPTURE_SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "duplex-80-noaec", "sd-input")
+CAPTURE_SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "duplex-80-noaec", "pulse-80", "pulse-150", "sd-input")
 NOMINAL_DB = 20 * np.log10(TONE_AMP / np.sqrt(2))  # the tone's RMS level at the monitor, -13.5 dBFS
 GAP_DROP_DB = 20.0
 GAP_MIN_MS = 5.0

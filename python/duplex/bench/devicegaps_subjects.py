@@ -15,6 +15,8 @@ Implementations (:data:`SUBJECTS`):
   ``default`` -> pulse plugin) with a device buffer of ``<ms>`` (``latency=<ms>`` once the
   engine has it, else ``period_frames`` = half of it at 48 kHz); its capture read by a Python
   thread in 20 ms chunks; echo cancellation on, as in a conversation (``duplex-<ms>-noaec``: off).
+* ``pulse-<ms>``: the same engine on its native PulseAudio host (``host="pulse"``: its own
+  protocol client, a real-time device thread, interrupts that rewrite the server's queue).
 * ``sd-callback`` / ``sd-callback-150``: a python-sounddevice ``OutputStream`` at 24 kHz
   whose callback copies from a deque of chunks (latency: sounddevice's default, which is
   ``'high'``, about 35 ms here; or 150 ms), and an ``InputStream`` at 16 kHz, 20 ms blocks,
@@ -59,7 +61,8 @@ FEED_HEAD_MS = 200  # ... after a head start
 TONE_HZ, TONE_AMP = 1000.0, 0.3
 CLICK_MS, CLICK_AMP = 10.0, 0.5
 
-SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "duplex-80-noaec", "sd-callback", "sd-callback-150", "cookbook", "sd-input")
+SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "duplex-80-noaec", "pulse-80", "pulse-150", "sd-callback",
+            "sd-callback-150", "cookbook", "sd-input")
 
 
 def tone_i16(rate: int, seconds: float, amp: float = TONE_AMP) -> np.ndarray:
@@ -83,7 +86,8 @@ class _Reader:
 class DuplexSubject:
     """duplex's AudioEngine with a device buffer of ``latency_ms``."""
 
-    def __init__(self, latency_ms: int, output: bool = True, echo_cancellation: bool | None = None) -> None:
+    def __init__(self, latency_ms: int, output: bool = True, echo_cancellation: bool | None = None,
+                 host: str | None = None) -> None:
         from duplex import AudioEngine
 
         self.cap: _Reader = _Reader()
@@ -93,8 +97,9 @@ class DuplexSubject:
             self.setting: dict[str, int] = {"latency": latency_ms}
         else:  # until the engine has a latency setting: two periods of half the buffer
             self.setting = {"period_frames": int(48_000 * latency_ms / 2000)}
+        extra: dict[str, Any] = {} if host is None else {"host": host}
         self.engine: AudioEngine = AudioEngine(output_device=None if output else False, echo_cancellation=echo_cancellation,
-                                  **self.setting)
+                                  **self.setting, **extra)
         self._stop = threading.Event()
         self.read_errors: int = 0
         self._thread = threading.Thread(target=self._read, name="subject-reader", daemon=True)
@@ -324,6 +329,8 @@ class CookbookSubject:
 
 def make_subject(name: str, output: bool = True) -> Any:
     """The implementation called ``name`` (one of :data:`SUBJECTS`), not started yet."""
+    if name.startswith("pulse-"):  # pulse-<ms>: duplex on its native PulseAudio host
+        return DuplexSubject(int(name.split("-")[1]), output=output, host="pulse")
     if name.startswith("duplex-"):  # duplex-<ms>, or duplex-<ms>-noaec: echo cancellation off
         parts = name.split("-")
         return DuplexSubject(int(parts[1]), output=output, echo_cancellation=False if "noaec" in parts else None)

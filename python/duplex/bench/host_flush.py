@@ -62,7 +62,8 @@ CLICK_MS = 10.0
 LOUD = 10 ** (-40 / 20)  # -40 dBFS
 TONE_STEP = 2 * math.pi * TONE_HZ * AMP / RATE  # the tone's largest sample-to-sample step
 
-METHODS = ("alsa-cookbook", "alsa-rewind", "alsa-drop", "pulse-cookbook", "pulse-flush", "pulse-rewrite", "duplex")
+METHODS = ("alsa-cookbook", "alsa-rewind", "alsa-drop", "pulse-cookbook", "pulse-flush", "pulse-rewrite", "duplex",
+           "duplex-pulse")
 
 
 def _tone(k0: int, n: int, gain: np.ndarray | float = 1.0) -> np.ndarray:
@@ -384,13 +385,13 @@ def _run_pulse(method: str, latency_ms: float, tone_s: float, margin_ms: float,
         raise
 
 
-def _run_duplex(latency_ms: float, tone_s: float, marks: dict[str, float]) -> dict[str, Any]:
+def _run_duplex(latency_ms: float, tone_s: float, marks: dict[str, float], host: str = "alsa") -> dict[str, Any]:
     from ..engine import AudioEngine
 
     def pcm24(x: np.ndarray) -> np.ndarray:
         return np.round(x * 32767).astype("<i2")
 
-    eng = AudioEngine(input_device=False, latency=latency_ms, echo_cancellation=False)
+    eng = AudioEngine(input_device=False, latency=latency_ms, echo_cancellation=False, host=host)  # type: ignore[arg-type]
     eng.start()
     try:
         time.sleep(0.4)
@@ -403,11 +404,17 @@ def _run_duplex(latency_ms: float, tone_s: float, marks: dict[str, float]) -> di
         eng.play(pcm24(AMP * np.sin(2 * np.pi * TONE_HZ * k / 24_000)))
         time.sleep(tone_s)
         marks["interrupt"] = time.perf_counter()
-        eng.interrupt()
+        report = eng.interrupt()
         time.sleep(0.5)
         st = eng.stats()
-        return {"period_frames": st.output_period_frames, "out_rate_hz": st.output_rate_hz,
-                "output_delay_ms": round(st.output_delay_ms, 1)}
+        rate = st.output_rate_hz
+        return {"period_frames": st.output_period_frames, "out_rate_hz": rate,
+                "output_delay_ms": round(st.output_delay_ms, 1), "host": host,
+                # the tone the engine says was heard at the interrupt (from the server's read
+                # index on host "pulse"), in device frames
+                "heard_at_interrupt_frames": report.heard_frames * rate // 24_000,
+                "frames_pushed": st.frames_pushed, "frames_played": st.frames_played,
+                "frames_flushed": st.frames_flushed, "playback_buffered_frames": st.playback_buffered_frames}
     finally:
         eng.close()
 
@@ -468,8 +475,8 @@ def run_method(method: str, latency_ms: float, env: dict[str, str], *, tone_s: f
         time.sleep(0.3)
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
-        if method == "duplex":
-            info = _run_duplex(latency_ms, tone_s, marks)
+        if method in ("duplex", "duplex-pulse"):
+            info = _run_duplex(latency_ms, tone_s, marks, "pulse" if method == "duplex-pulse" else "alsa")
         elif method.startswith("alsa-"):
             info = _run_alsa(method, latency_ms, tone_s, marks)
         else:
@@ -482,6 +489,9 @@ def run_method(method: str, latency_ms: float, env: dict[str, str], *, tone_s: f
     row = {"method": method, "latency_ms": latency_ms, "tone_frames": int(tone_s * RATE), **info,
            **_analyse(mon, marks)}
     row["valid"] = _valid(row)
+    if "heard_at_interrupt_frames" in row and "tone_heard_frames" in row:
+        # tone the recorder got beyond what the engine reported heard at the interrupt
+        row["heard_beyond_report_frames"] = row["tone_heard_frames"] - row["heard_at_interrupt_frames"]
     if "read_index" in row and "tone_heard_frames" in row:
         # tone the listener got beyond the server's read index at the interrupt (the
         # read index itself runs ahead of the ear by the sink's latency)

@@ -124,6 +124,11 @@ impl OutputCallback {
         self
     }
 
+    /// The renderer inside (a device that flushes below the ring needs it).
+    pub fn renderer_mut(&mut self) -> &mut PlaybackRenderer {
+        &mut self.renderer
+    }
+
     /// Fills one interleaved device buffer of any sample type. **Real time.**
     pub fn process<T>(&mut self, data: &mut [T])
     where

@@ -122,9 +122,50 @@ pub const LOW_LATENCY_MS: f64 = 20.0;
 /// Device buffer of [`Latency::High`], in milliseconds.
 pub const HIGH_LATENCY_MS: f64 = 80.0;
 
+/// Which audio system real devices are opened through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Host {
+    /// cpal's ALSA host (with a sound server, through ALSA's pulse/pipewire plugin).
+    #[default]
+    Alsa,
+    /// The engine's own PulseAudio client (`crate::pulse`; pipewire-pulse works too): one
+    /// connection, a real-time device thread, and interrupts that rewrite the server's queue.
+    Pulse,
+    /// [`Host::Pulse`] where a PulseAudio server answers, else [`Host::Alsa`].
+    Auto,
+}
+
+impl Host {
+    /// Parses `"auto"`, `"pulse"` or `"alsa"`.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidInput`] for anything else.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "alsa" => Ok(Host::Alsa),
+            "pulse" => Ok(Host::Pulse),
+            "auto" => Ok(Host::Auto),
+            other => Err(EngineError::InvalidInput(format!(
+                "host must be 'auto', 'pulse' or 'alsa', got '{other}'"
+            ))),
+        }
+    }
+
+    /// `"alsa"`, `"pulse"` or `"auto"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Host::Alsa => "alsa",
+            Host::Pulse => "pulse",
+            Host::Auto => "auto",
+        }
+    }
+}
+
 /// Settings for real devices.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CpalConfig {
+    /// The audio system to open devices through (default [`Host::Alsa`]).
+    pub host: Host,
     /// Input device.
     pub input: DeviceSelector,
     /// Output device.
@@ -145,6 +186,7 @@ pub struct CpalConfig {
 impl Default for CpalConfig {
     fn default() -> Self {
         Self {
+            host: Host::default(),
             input: DeviceSelector::Default,
             output: DeviceSelector::Default,
             sample_rate: None,
@@ -228,9 +270,10 @@ fn device_name(device: &cpal::Device) -> String {
         .unwrap_or_else(|_| device_id(device))
 }
 
-/// Lists the devices of the default host. Works with or without a sound server or card:
-/// with neither, ALSA still lists its configured PCMs (`null`, `default`, ...), which may
-/// fail to open.
+/// Lists the devices of the default host, then (where a PulseAudio server answers) its
+/// sinks and sources as devices of host `pulse` (ids `pulse:<name>`). Works with or without
+/// a sound server or card: with neither, ALSA still lists its configured PCMs (`null`,
+/// `default`, ...), which may fail to open.
 ///
 /// # Errors
 /// [`EngineError::Device`] if the host cannot enumerate at all.
@@ -263,6 +306,12 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
             is_default_output: default_out.as_deref() == Some(id.as_str()),
             id,
         });
+    }
+    // The sinks and sources of a PulseAudio server, for host "pulse" (none without one).
+    #[cfg(target_os = "linux")]
+    {
+        let first = infos.len();
+        infos.extend(crate::pulse::list_devices(first));
     }
     Ok(infos)
 }

@@ -64,11 +64,13 @@ impl CallbackSlots {
             .store(generation, std::sync::atomic::Ordering::Release);
     }
 
-    fn current(&self) -> u64 {
+    /// The generation allowed to run the callbacks.
+    pub(crate) fn current(&self) -> u64 {
         self.generation.load(Acquire)
     }
 
-    fn now_ns(&self) -> u64 {
+    /// Nanoseconds since the slots were made (the frame clocks' time base).
+    pub(crate) fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
@@ -86,11 +88,18 @@ pub struct Granted {
     pub input_period_frames: u32,
     /// Device buffer asked for, in frames (cpal asks for two periods).
     pub buffer_frames_requested: u32,
+    /// Device buffer the host granted, in frames (the native PulseAudio host reads back
+    /// the server's tlength; 0 where the host does not say).
+    pub buffer_frames_granted: u32,
+    /// The host the streams run on: `"alsa"` or `"pulse"`.
+    pub host: &'static str,
 }
 
 /// Running cpal streams of one generation; dropping them stops their device threads.
 pub struct CpalStreams {
     streams: Vec<cpal::Stream>,
+    /// Streams of the engine's own hosts (`crate::pulse`); dropping one stops its thread.
+    native: Vec<Box<dyn Send>>,
     /// What the host granted.
     pub granted: Granted,
     /// The generation these streams run as.
@@ -107,9 +116,21 @@ impl std::fmt::Debug for CpalStreams {
 }
 
 impl CpalStreams {
-    /// Takes the streams out, to drop them elsewhere.
-    pub fn into_streams(self) -> Vec<cpal::Stream> {
-        self.streams
+    /// Streams of a host of the engine's own, behind the same interface: `handle` stops its
+    /// device thread when dropped.
+    pub fn native(handle: Box<dyn Send>, granted: Granted, generation: u64) -> Self {
+        Self {
+            streams: Vec::new(),
+            native: vec![handle],
+            granted,
+            generation,
+        }
+    }
+
+    /// Takes the streams out, to drop them elsewhere (a native stream's thread goes with
+    /// them).
+    pub fn into_streams(self) -> (Vec<cpal::Stream>, Vec<Box<dyn Send>>) {
+        (self.streams, self.native)
     }
 }
 
@@ -341,7 +362,10 @@ pub fn start_streams(
 ) -> Result<CpalStreams> {
     slots.set_generation(generation);
     let mut streams = Vec::new();
-    let mut granted = Granted::default();
+    let mut granted = Granted {
+        host: "alsa",
+        ..Granted::default()
+    };
     if let Some(dev) = output {
         let s = build_one(dev, false, slots, health, stats, generation)
             .map_err(|e| open_err(dev, "output", e))?;
@@ -364,6 +388,7 @@ pub fn start_streams(
     }
     Ok(CpalStreams {
         streams,
+        native: Vec::new(),
         granted,
         generation,
     })

@@ -29,6 +29,8 @@ use crate::wait::{playback_full, wait_for, Attempt};
 // The public types keep their `crate::engine::` paths through the re-exports below.
 mod config;
 mod cpal_backend;
+#[cfg(target_os = "linux")]
+mod pulse_backend;
 mod start;
 mod status;
 mod virtual_backend;

@@ -252,8 +252,8 @@ impl Fields for DeviceParams {
 }
 
 /// Published inside [`Stats`], under the names `Stats` always had (`state` is `device_state`,
-/// ...). The device ids, the leaked streams and the error callbacks per direction are not
-/// published: `Stats` never carried them (`device_error_callbacks` counts both directions).
+/// ...). The leaked streams and the error callbacks per direction are not published: `Stats`
+/// never carried them (`device_error_callbacks` counts both directions).
 impl Fields for DeviceStatus {
     fn visit<'a>(&'a self, visit: &mut dyn FnMut(&'static str, Value<'a>)) {
         let DeviceStatus {
@@ -262,8 +262,12 @@ impl Fields for DeviceStatus {
             losses,
             restores,
             leaked_streams: _,
-            output_device: _,
-            input_device: _,
+            output_device,
+            input_device,
+            host,
+            output_buffer_ms,
+            device_rewrites,
+            device_rewound_ms,
             latency_requested_ms,
             output_period_frames,
             input_period_frames,
@@ -287,6 +291,12 @@ impl Fields for DeviceStatus {
         visit("latency_requested_ms", Value::from(latency_requested_ms));
         visit("output_period_frames", Value::from(output_period_frames));
         visit("input_period_frames", Value::from(input_period_frames));
+        visit("host", Value::from(host));
+        visit("output_device", Value::from(output_device));
+        visit("input_device", Value::from(input_device));
+        visit("output_buffer_ms", Value::from(output_buffer_ms));
+        visit("device_rewrites", Value::from(device_rewrites));
+        visit("device_rewound_ms", Value::from(device_rewound_ms));
         visit("output_delay_ms", Value::from(output_delay_ms));
         visit("input_delay_ms", Value::from(input_delay_ms));
         visit(

@@ -32,6 +32,8 @@ pub mod fields;
 pub mod jitter;
 pub mod playback;
 pub mod polyphase;
+#[cfg(target_os = "linux")]
+pub mod pulse;
 pub mod resample;
 pub mod rt_priority;
 pub mod stats;
@@ -45,7 +47,7 @@ pub use aec::stage::EchoStats;
 pub use aec::{AecBackend, AecOptions};
 pub use capture::CAPTURE_RATE_HZ;
 pub use cpal_device::{
-    list_devices, CpalConfig, DeviceInfo, DeviceSelector, Latency, DEFAULT_LATENCY,
+    list_devices, CpalConfig, DeviceInfo, DeviceSelector, Host, Latency, DEFAULT_LATENCY,
 };
 pub use engine::{Backend, DeviceParams, DeviceStatus, Engine, EngineConfig};
 pub use error::{EngineError, Result};

@@ -54,9 +54,71 @@ pub struct PlaybackShared {
     /// to the ring size (or a chunk larger than the free room) would wait forever on both
     /// sides.
     room_wanted: AtomicBool,
+    /// Interrupts so far (producer only): a device that flushes below the ring (the native
+    /// PulseAudio host) acts on each new one, even when the ring itself was empty.
+    interrupts: AtomicU64,
+    /// Consumed frames a device still holds unplayed (written by that device's thread from
+    /// its read index; 0 where unknown): an interrupt reports them as not heard.
+    device_ahead: AtomicU64,
+    /// When `device_ahead` was measured ([`mono_ns`]): it shrinks as the device plays on.
+    device_ahead_ns: AtomicU64,
+    /// Wakes a device thread that sleeps in `poll` when an interrupt comes (created by the
+    /// device on first use, lives as long as the positions).
+    #[cfg(target_os = "linux")]
+    waker: std::sync::OnceLock<std::os::fd::OwnedFd>,
 }
 
 impl PlaybackShared {
+    /// Interrupts so far.
+    pub fn interrupts(&self) -> u64 {
+        self.interrupts.load(Acquire)
+    }
+
+    /// Publishes how many consumed frames the device holds unplayed, measured now (device
+    /// thread; atomics only).
+    pub fn set_device_ahead(&self, frames: u64) {
+        self.device_ahead_ns.store(mono_ns(), Relaxed);
+        self.device_ahead.store(frames, Release);
+    }
+
+    /// Consumed frames the device still holds unplayed now: the last measurement, less
+    /// what the device has played since at `rate` Hz.
+    pub fn device_ahead_now(&self, rate: u32) -> u64 {
+        let ahead = self.device_ahead.load(Acquire);
+        if ahead == 0 {
+            return 0;
+        }
+        let since = mono_ns().saturating_sub(self.device_ahead_ns.load(Relaxed));
+        let played = (u128::from(since) * u128::from(rate) / 1_000_000_000) as u64;
+        ahead.saturating_sub(played)
+    }
+
+    /// An eventfd that becomes readable at every interrupt, for a device thread to `poll`.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)] // eventfd and taking ownership of it, each with its SAFETY note
+    pub fn waker_fd(&self) -> Option<i32> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let fd = self.waker.get_or_init(|| {
+            // SAFETY: eventfd has no preconditions; a negative result is handled below.
+            let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            // SAFETY: raw is a new descriptor owned by nobody else (or -1, checked by the caller).
+            unsafe { OwnedFd::from_raw_fd(raw) }
+        });
+        let raw = fd.as_raw_fd();
+        (raw >= 0).then_some(raw)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)] // one write to our own eventfd
+    fn wake(&self) {
+        if let Some(fd) = self.waker.get() {
+            use std::os::fd::AsRawFd;
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a valid u64 to our own eventfd.
+            let _ = unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast(), 8) };
+        }
+    }
+
     /// Frames queued in the ring and not yet consumed.
     pub fn queued_frames(&self) -> u64 {
         self.pushed
@@ -70,6 +132,14 @@ impl PlaybackShared {
     pub fn buffered_frames(&self) -> u64 {
         self.queued_frames() + self.in_resampler.load(Acquire)
     }
+}
+
+/// Nanoseconds on a process-wide monotonic clock (no allocation, no system call beyond
+/// reading the clock).
+pub fn mono_ns() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let epoch = EPOCH.get_or_init(std::time::Instant::now);
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// What an interrupt cut off: how much of the turn the listener heard and how much was dropped.
@@ -298,12 +368,17 @@ impl PlaybackProducer {
     pub fn interrupt(&mut self) -> InterruptReport {
         let pushed = self.shared.pushed.load(Relaxed);
         let consumed = self.shared.consumed.load(Acquire);
-        let report = self.report(consumed, pushed);
+        // What the device still holds was consumed but not heard (0 unless the device says).
+        let heard = consumed.saturating_sub(self.shared.device_ahead_now(self.device_rate));
+        let report = self.report(heard, pushed);
         let already_flushed = self.shared.flush_to.load(Relaxed).max(consumed);
         // Audio still inside the resampler never reaches the ring: it is flushed here, and
         // counted, or it would be neither played nor flushed (10 ms per interrupt at 48 kHz).
         let in_resampler = self.resampler.tail_frames() as u64;
         self.shared.flush_to.store(pushed, Release);
+        self.shared.interrupts.fetch_add(1, Release);
+        #[cfg(target_os = "linux")]
+        self.shared.wake();
         self.shared.room_wanted.store(false, Relaxed);
         self.resampler.reset();
         self.dropped_in_resampler += in_resampler;
@@ -544,6 +619,36 @@ impl PlaybackRenderer {
         }
         self.tail_pos += 1;
         self.tail_value * (1.0 - self.tail_pos as f32 / self.declick_frames as f32)
+    }
+
+    /// Positions shared with the producer.
+    pub fn shared(&self) -> &Arc<PlaybackShared> {
+        &self.shared
+    }
+
+    /// Carries out a pending flush at once and without a fade: the device below has
+    /// already faded the audio it held (the native PulseAudio host rewrites its queue), so
+    /// the ring's continuation must not sound. Skips the ring to the flush mark, counted as
+    /// flushed, and goes idle. **Real time.**
+    pub fn flush_unfaded(&mut self) {
+        let target = self.shared.flush_to.load(Acquire);
+        if target > self.consumed {
+            if self.state != RenderState::Fading {
+                self.stats.flushes.fetch_add(1, Relaxed);
+            }
+            let skip = (target - self.consumed).min(self.ring.slots() as u64) as usize;
+            if let Ok(chunk) = self.ring.read_chunk(skip) {
+                chunk.commit_all();
+            }
+            self.consumed += skip as u64;
+            self.stats.flushed_frames.fetch_add(skip as u64, Relaxed);
+            self.shared.consumed.store(self.consumed, Release);
+        }
+        if self.state != RenderState::Idle {
+            self.state = RenderState::Idle;
+        }
+        self.last_sample = 0.0;
+        self.tail_pos = usize::MAX;
     }
 
     /// Frames consumed so far (played or skipped).

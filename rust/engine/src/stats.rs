@@ -144,6 +144,10 @@ pub struct SharedStats {
     pub underrun_silence_frames: AtomicU64,
     /// Flushes the output callback has carried out.
     pub flushes: AtomicU64,
+    /// Interrupts that rewrote the device's own queue (the native PulseAudio host).
+    pub device_rewrites: AtomicU64,
+    /// Device frames those rewrites replaced with a fade and silence.
+    pub device_rewound_frames: AtomicU64,
     /// Frames of queued audio discarded unplayed: by flushes (including audio still inside
     /// the playback resampler) and by `stop()`.
     pub flushed_frames: AtomicU64,
@@ -293,6 +297,17 @@ pub struct DeviceStatus {
     pub output_device: String,
     /// Input device id, empty without input.
     pub input_device: String,
+    /// The host the streams run (or last ran) on: "alsa", "pulse" (the engine's own
+    /// PulseAudio client), "virtual"; "" before any ran.
+    pub host: String,
+    /// Output buffer the host granted, in milliseconds (PulseAudio's `tlength` read back;
+    /// 0 where the host does not say, as cpal's ALSA host).
+    pub output_buffer_ms: f64,
+    /// Interrupts that rewrote the device's own queue (host "pulse": the server's queue past
+    /// its read index became a fade and silence), and the audio so replaced, in ms.
+    pub device_rewrites: u64,
+    /// See `device_rewrites`.
+    pub device_rewound_ms: f64,
     /// Device buffer asked for, in milliseconds (the `latency` setting, or two periods of
     /// `period_frames`; 0 on the virtual device).
     pub latency_requested_ms: f64,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use duplex_engine::{DeviceSelector, Latency};
+use duplex_engine::{DeviceSelector, Host, Latency};
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt};
@@ -331,6 +331,31 @@ pub(crate) fn latency_from(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Latency> 
             format!("{takes}, got {}{hint}", show(obj)),
         )
     })
+}
+
+/// The `host` argument: `"auto"`, `"pulse"` or `"alsa"` (`None` is the default host).
+/// Anything else, or a non-string, is refused naming the argument.
+pub(crate) fn host_from(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Host> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(Host::default());
+    };
+    let py = obj.py();
+    let takes = "host must be 'auto' (the native PulseAudio client where a server answers, \
+                 else ALSA), 'pulse' or 'alsa'";
+    match obj.extract::<String>() {
+        Ok(text) => Host::parse(&text).map_err(|_| {
+            error(
+                py,
+                Class::InvalidInput,
+                format!("{takes}, got {}", show(obj)),
+            )
+        }),
+        Err(_) => Err(error(
+            py,
+            Class::ArgumentType,
+            format!("{takes}, got {} ({})", show(obj), type_name(obj)),
+        )),
+    }
 }
 
 /// The name Python uses for a latency: `"low"`, `"high"` or the milliseconds.

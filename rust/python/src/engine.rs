@@ -17,7 +17,9 @@ use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::args::{finite, flag, latency_from, pcm_from, selector, show, timeout_from, whole};
+use crate::args::{
+    finite, flag, host_from, latency_from, pcm_from, selector, show, timeout_from, whole,
+};
 use crate::errors::{error, guard, to_py_err, Class};
 use crate::types::to_dict;
 use crate::virtual_options::virtual_config;
@@ -125,7 +127,7 @@ impl PyEngine {
     /// `ArgumentTypeError`, a value out of range `InvalidInputError`, naming the argument.
     #[new]
     #[pyo3(signature = (backend=None, *, input_device=None, output_device=None, sample_rate=None,
-        period_frames=None, latency=None, realtime=None, chunk_ms=None, prebuffer_ms=None,
+        period_frames=None, latency=None, realtime=None, host=None, chunk_ms=None, prebuffer_ms=None,
         playback_buffer_ms=None, capture_buffer_ms=None, fade_ms=None, r#virtual=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -137,6 +139,7 @@ impl PyEngine {
         period_frames: Option<&Bound<'_, PyAny>>,
         latency: Option<&Bound<'_, PyAny>>,
         realtime: Option<&Bound<'_, PyAny>>,
+        host: Option<&Bound<'_, PyAny>>,
         chunk_ms: Option<&Bound<'_, PyAny>>,
         prebuffer_ms: Option<&Bound<'_, PyAny>>,
         playback_buffer_ms: Option<&Bound<'_, PyAny>>,
@@ -150,6 +153,7 @@ impl PyEngine {
             let backend_repr = backend.map_or_else(|| "None".to_string(), show);
             let backend = match name.as_deref() {
                 Ok("cpal") => Backend::Cpal(CpalConfig {
+                    host: host_from(host)?,
                     input: selector(input_device, "input_device")?,
                     output: selector(output_device, "output_device")?,
                     sample_rate: opt_whole(sample_rate, "sample_rate", 8_000, 384_000, "Hz")?,

@@ -24,6 +24,8 @@ use crate::playback::{playback_channel, PlaybackProducer, PlaybackShared};
 use crate::supervisor::DeviceState;
 use crate::virtual_device::VirtualShared;
 
+#[cfg(target_os = "linux")]
+use super::pulse_backend;
 use super::{cpal_backend, lock, ms_to_frames, virtual_backend, Backend, Engine};
 
 /// The rates and sizes the devices were opened with.
@@ -105,6 +107,8 @@ impl Engine {
     pub(super) fn check_backend(backend: &Backend) -> Result<()> {
         match backend {
             Backend::Virtual(v) => virtual_backend::check(v),
+            #[cfg(target_os = "linux")]
+            Backend::Cpal(c) if crate::pulse::chosen(c.host) => pulse_backend::check(c),
             Backend::Cpal(c) => cpal_backend::check(c),
         }
     }
@@ -113,6 +117,8 @@ impl Engine {
     pub(super) fn start_session(&self) -> Result<Session> {
         match &self.config.backend {
             Backend::Virtual(v) => self.start_virtual(v),
+            #[cfg(target_os = "linux")]
+            Backend::Cpal(c) if crate::pulse::chosen(c.host) => self.start_pulse(c),
             Backend::Cpal(c) => self.start_cpal(c),
         }
     }
