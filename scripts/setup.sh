@@ -4,6 +4,7 @@
 #     for the benchmarks' pure-Python baseline, and with
 #     --for-tests the PulseAudio null-sink stack the real-device tests use, Xvfb for the
 #     screen-capture test, and nodejs for pyright where no node is on PATH);
+#   - with --for-tests, cargo-fuzz (pinned) for the brief fuzz run of scripts/test.sh;
 #   - a virtual environment in .venv with duplex built from source (release) and its test
 #     dependencies.
 # Run from anywhere; it works in the repository that contains it.
@@ -41,6 +42,14 @@ if [ "$FOR_TESTS" = 1 ]; then
 fi
 
 command -v cargo >/dev/null || { log "Rust is needed: install it with rustup (https://rustup.rs)"; exit 1; }
+# The tests' brief fuzz run (scripts/fuzz.sh --brief) needs cargo-fuzz, pinned; from crates.io,
+# built once (about two minutes). Its toolchain is whatever rustup has (fuzz.sh: nightly, else
+# stable with RUSTC_BOOTSTRAP=1), so nothing is fetched from rustup's servers.
+CARGO_FUZZ_VERSION=0.13.2
+if [ "$FOR_TESTS" = 1 ] && ! command -v cargo-fuzz >/dev/null; then
+  log "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install --locked)"
+  cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+fi
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh, with the PulseAudio test server) and runs every test:
-# the engine's cargo tests (no Python, no device), a smoke run of its benchmarks, and the
+# the engine's cargo tests (no Python, no device), a smoke run of its benchmarks, both fuzz
+# targets for 25 s each (scripts/fuzz.sh --brief: a crash, hang or leak fails), and the
 # pytest suite (virtual device, bad input, the real device path against a PulseAudio null
 # sink that the tests start and stop themselves, video framing, the Live API emulator through
 # the real google-genai SDK, and whole conversations). Exits non-zero on any failure.
@@ -11,6 +12,10 @@ bash scripts/setup.sh --for-tests
 
 echo "== cargo test: engine unit and integration tests, benchmarks in smoke mode =="
 DUPLEX_BENCH_QUICK=1 cargo test -p duplex-engine --all-targets -q
+echo "== fuzz: both libFuzzer targets briefly, 25 s each (longer: scripts/fuzz.sh TARGET SECONDS) =="
+# The fuzz build (its own RUSTFLAGS) is kept across clones, so only the engine is rebuilt.
+DUPLEX_FUZZ_TARGET_DIR=${DUPLEX_FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/duplex/fuzz-target} \
+    bash scripts/fuzz.sh --brief
 echo "== pytest =="
 .venv/bin/python -m pytest -q "$@"
 echo "== types: the native module's stub matches the built module (stubtest), and pyright --verifytypes holds the package to 99 % =="
