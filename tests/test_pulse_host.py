@@ -216,3 +216,12 @@ def test_duplex_devices_probe_with_the_native_host(server):
     assert "pulse:nullsink" in out, out
     assert "default output: 48000 Hz; asked for 150 ms of buffer, granted " in out, out
     assert "a 150 ms buffer" in out and "host pulse" in out, out
+
+
+def test_the_default_host_is_the_native_one_where_a_server_answers(server):
+    with duplex.AudioEngine(input_device=False) as engine:
+        wait_until(lambda: engine.stats().output_callbacks >= 2, 10, "the stream to run")
+        assert engine.stats().host == "pulse"
+    with duplex.AudioEngine(input_device=False, host="alsa") as engine:
+        wait_until(lambda: engine.stats().output_callbacks >= 2, 10, "the stream to run")
+        assert engine.stats().host == "alsa"

@@ -102,9 +102,9 @@ def _add_devices(p: argparse.ArgumentParser) -> None:
 
 #: The audio systems real devices open through (AudioEngine's ``host``).
 HOSTS = ("auto", "pulse", "alsa")
-HOSTS_HELP = ("alsa (cpal's ALSA host, the default), pulse (duplex's own PulseAudio client: a "
-              "real-time device thread, interrupts that take back what the server holds) or auto "
-              "(pulse where a PulseAudio server answers)")
+HOSTS_HELP = ("auto (the default: pulse where a PulseAudio server answers, else alsa), pulse "
+              "(duplex's own PulseAudio client: a real-time device thread, interrupts that take back "
+              "what the server holds) or alsa (cpal's ALSA host)")
 
 
 def _probe(direction: str, latency: str | float | None, host: str | None = None) -> str:

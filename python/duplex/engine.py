@@ -110,9 +110,10 @@ class AudioEngine:
         (small against a model's 500+ ms answer). What the host grants is in
         :meth:`stats` (``output_period_frames``, ``output_delay_ms``, ...).
     host
-        The audio system of real devices (:data:`Host`): ``"alsa"`` (the default),
-        ``"pulse"`` (the engine's own PulseAudio client; devices by sink/source name or index,
-        see ``duplex devices``) or ``"auto"``. With ``"pulse"``, :meth:`interrupt` also takes
+        The audio system of real devices (:data:`Host`): ``"auto"`` (the default: ``"pulse"``
+        where a PulseAudio server or pipewire-pulse answers, else ``"alsa"``), ``"pulse"``
+        (the engine's own PulseAudio client; devices by sink/source name or index, see
+        ``duplex devices``) or ``"alsa"`` (cpal's ALSA host). With ``"pulse"``, :meth:`interrupt` also takes
         back the audio the server already holds, so barge-in does not pay for the buffer.
     realtime
         Promote the device threads to real-time priority where the system allows it (rtkit
@@ -157,7 +158,7 @@ class AudioEngine:
         period_frames: int | None = None,
         latency: Latency = DEFAULT_LATENCY,
         realtime: bool = True,
-        host: Host = "alsa",
+        host: Host = "auto",
         chunk_ms: int = 20,
         prebuffer_ms: int = 200,
         playback_buffer_ms: int = 120_000,

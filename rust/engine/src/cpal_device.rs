@@ -126,12 +126,14 @@ pub const HIGH_LATENCY_MS: f64 = 80.0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Host {
     /// cpal's ALSA host (with a sound server, through ALSA's pulse/pipewire plugin).
-    #[default]
     Alsa,
     /// The engine's own PulseAudio client (`crate::pulse`; pipewire-pulse works too): one
     /// connection, a real-time device thread, and interrupts that rewrite the server's queue.
     Pulse,
-    /// [`Host::Pulse`] where a PulseAudio server answers, else [`Host::Alsa`].
+    /// [`Host::Pulse`] where a PulseAudio server answers, else [`Host::Alsa`]: the default
+    /// (the native host had fewer gaps and a 5-8x faster barge-in than ALSA-over-pulse in
+    /// the same run; benches/RESULTS.md, "The native PulseAudio host").
+    #[default]
     Auto,
 }
 
@@ -164,7 +166,7 @@ impl Host {
 /// Settings for real devices.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CpalConfig {
-    /// The audio system to open devices through (default [`Host::Alsa`]).
+    /// The audio system to open devices through (default [`Host::Auto`]).
     pub host: Host,
     /// Input device.
     pub input: DeviceSelector,

@@ -33,6 +33,9 @@ use crate::error::{EngineError, Result};
 use crate::stats::SharedStats;
 use client::Conn;
 
+const DEFAULT_NAME_OUT: &std::ffi::CStr = protocol::DEFAULT_SINK;
+const DEFAULT_NAME_IN: &std::ffi::CStr = protocol::DEFAULT_SOURCE;
+
 /// The name the engine gives itself on the server.
 const CLIENT_NAME: &str = "duplex";
 /// Fade of a rewrite, in milliseconds (the ring's default fade).
@@ -62,6 +65,9 @@ pub struct Endpoint {
     pub rate: u32,
     /// Channels.
     pub channels: u16,
+    /// Opened as the server's default (no name sent), so the server moves the stream when
+    /// its default sink or source changes (a headset plugged in).
+    pub follow_default: bool,
 }
 
 /// Both directions of a [`CpalConfig`] on the server, and the buffer to ask for.
@@ -137,6 +143,8 @@ pub fn resolve(config: &CpalConfig, fade_ms: f64) -> Result<PulseDevices> {
                 name: info.name.to_string_lossy().into_owned(),
                 rate: config.sample_rate.unwrap_or(info.sample_spec.sample_rate),
                 channels: u16::from(info.sample_spec.channels.max(1)),
+                follow_default: name.as_c_str() == DEFAULT_NAME_OUT
+                    || name.as_c_str() == DEFAULT_NAME_IN,
             })
         }
     };
@@ -153,6 +161,8 @@ pub fn resolve(config: &CpalConfig, fade_ms: f64) -> Result<PulseDevices> {
                 name: info.name.to_string_lossy().into_owned(),
                 rate: config.sample_rate.unwrap_or(info.sample_spec.sample_rate),
                 channels: u16::from(info.sample_spec.channels.max(1)),
+                follow_default: name.as_c_str() == DEFAULT_NAME_OUT
+                    || name.as_c_str() == DEFAULT_NAME_IN,
             })
         }
     };
@@ -279,7 +289,8 @@ pub fn start_streams(
                     sample_rate: inp.rate,
                 },
                 channel_map: channel_map(inp.channels),
-                source_name: Some(CString::new(inp.name.clone()).unwrap_or_default()),
+                source_name: (!inp.follow_default)
+                    .then(|| CString::new(inp.name.clone()).unwrap_or_default()),
                 buffer_attr: BufferAttr {
                     max_length: ms_bytes(2000.0, inp.rate, fb),
                     fragment_size: period,
@@ -321,7 +332,8 @@ pub fn start_streams(
                         sample_rate: out.rate,
                     },
                     channel_map: channel_map(out.channels),
-                    sink_name: Some(CString::new(out.name.clone()).unwrap_or_default()),
+                    sink_name: (!out.follow_default)
+                        .then(|| CString::new(out.name.clone()).unwrap_or_default()),
                     buffer_attr: BufferAttr {
                         max_length: u32::MAX,
                         target_length: tlength,
