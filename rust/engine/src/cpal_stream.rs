@@ -134,19 +134,11 @@ impl CpalStreams {
     }
 }
 
-/// A failing stream may call its error callback in a tight loop (cpal's ALSA worker does,
-/// 550 000 times a second, when the pulse plugin loses its server). After this many errors
-/// within [`STORM_WINDOW`], each further error callback sleeps [`STORM_SLEEP`]: the stream
-/// is broken anyway, and a spinning device thread would take a core.
-pub const STORM_ERRORS: u32 = 64;
-/// See [`STORM_ERRORS`].
-pub const STORM_WINDOW: Duration = Duration::from_millis(100);
-/// See [`STORM_ERRORS`]: caps a broken stream at 200 error callbacks a second.
-pub const STORM_SLEEP: Duration = Duration::from_millis(5);
+pub use crate::device_health::{StormThrottle, STORM_ERRORS, STORM_SLEEP, STORM_WINDOW};
 
 /// The error callback of one stream. Runs on the device thread: counts (atomics only),
 /// flags a disconnect, and throttles an error storm by sleeping (the only wait in a device
-/// thread, and only on a stream that no longer delivers audio).
+/// thread, and only on a stream that no longer delivers audio: see [`StormThrottle`]).
 pub fn error_handler(
     stats: Arc<SharedStats>,
     health: Arc<DeviceHealth>,
@@ -155,8 +147,7 @@ pub fn error_handler(
     generation: u64,
 ) -> impl FnMut(cpal::Error) + Send + 'static {
     let mut count_episode = device_error_counter(stats);
-    let mut window_start: Option<Instant> = None;
-    let mut in_window = 0u32;
+    let mut throttle = StormThrottle::default();
     move |err: cpal::Error| {
         let dir: &DirectionHealth = if input { &health.input } else { &health.output };
         dir.error_callbacks.fetch_add(1, Relaxed);
@@ -171,13 +162,7 @@ pub fn error_handler(
             }
             count_episode(&err);
         }
-        let now = Instant::now();
-        if window_start.is_none_or(|t| now.duration_since(t) > STORM_WINDOW) {
-            window_start = Some(now);
-            in_window = 0;
-        }
-        in_window = in_window.saturating_add(1);
-        if in_window > STORM_ERRORS || stale {
+        if throttle.on_error(slots.now_ns(), dir.callbacks.load(Relaxed)) || stale {
             std::thread::sleep(STORM_SLEEP);
         }
     }

@@ -170,6 +170,51 @@ impl FrameClock {
     }
 }
 
+/// A failing stream may call its error callback in a tight loop (cpal's ALSA worker does,
+/// 550 000 times a second, when the pulse plugin loses its server). After this many errors
+/// within [`STORM_WINDOW`] *without a data callback*, each further error callback sleeps
+/// [`STORM_SLEEP`]: the stream is broken anyway, and a spinning device thread would take a
+/// core. See [`StormThrottle`].
+pub const STORM_ERRORS: u32 = 64;
+/// See [`STORM_ERRORS`].
+pub const STORM_WINDOW: Duration = Duration::from_millis(100);
+/// See [`STORM_ERRORS`]: caps a broken stream at 200 error callbacks a second.
+pub const STORM_SLEEP: Duration = Duration::from_millis(5);
+
+/// Decides whether an error callback sleeps. **Real time**: arithmetic only.
+///
+/// Only a stream that reports errors and delivers no audio is throttled. A stream that is
+/// recovering still calls its error callback hundreds of times a second while its audio
+/// flows: after an xrun, cpal's ALSA worker `prepare()`s the PCM, the pulse plugin then
+/// recreates its server stream, and for seconds afterwards `snd_pcm_avail_delay` fails with
+/// `EIO` between good periods (700-1000 errors/s measured, audio intact). Sleeping 5 ms per
+/// error there starved the device thread into the next underrun, which repeated the cycle:
+/// an xrun cost a second of silence, or the supervisor's rebuild.
+#[derive(Debug, Default, Clone)]
+pub struct StormThrottle {
+    window_start_ns: Option<u64>,
+    in_window: u32,
+    callbacks_at_start: u64,
+}
+
+impl StormThrottle {
+    /// An error callback at `now_ns`, when the stream's direction had run `callbacks` data
+    /// callbacks in all: `true` if the device thread is to sleep [`STORM_SLEEP`].
+    pub fn on_error(&mut self, now_ns: u64, callbacks: u64) -> bool {
+        let window_ns = u64::try_from(STORM_WINDOW.as_nanos()).unwrap_or(u64::MAX);
+        if self
+            .window_start_ns
+            .is_none_or(|t| now_ns.saturating_sub(t) > window_ns)
+        {
+            self.window_start_ns = Some(now_ns);
+            self.in_window = 0;
+            self.callbacks_at_start = callbacks;
+        }
+        self.in_window = self.in_window.saturating_add(1);
+        self.in_window > STORM_ERRORS && callbacks == self.callbacks_at_start
+    }
+}
+
 /// Why the supervisor gave a stream up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LostReason {
@@ -202,8 +247,19 @@ impl std::fmt::Display for LostReason {
     }
 }
 
-/// Errors without audio for this long declare a stream dead.
-pub const STORM_AFTER: Duration = Duration::from_millis(300);
+/// Errors without audio for this long declare a stream dead: as long as [`STALL_AFTER`].
+///
+/// It was 300 ms, which gave up streams that come back by themselves. After an xrun through
+/// ALSA's pulse plugin, cpal `prepare()`s the PCM and the plugin replaces its server stream;
+/// on a loaded machine the new one can go without a period for up to about 2 s while every
+/// poll ends in an error (`snd_pcm_avail_delay` EIO), and then plays on. Measured on a
+/// PulseAudio 16.1 null sink with an independent recorder, those stalls lasted about 2 s
+/// with or without a rebuild, so giving up such a stream gained nothing and cost a
+/// `device_lost` event, `DeviceLostError` from `read()`/`play()` and the device buffer. A
+/// server that is really gone reports errors without audio for ever
+/// (`snd_pcm_poll_descriptors_revents` EIO, 280 000 a second unthrottled), so waiting as
+/// long as the stall rule only delays that verdict; the rings keep the audio meanwhile.
+pub const STORM_AFTER: Duration = STALL_AFTER;
 /// Fewest errors without audio that make a storm. A dead sound server reports hundreds a
 /// second (throttled to 200); a lone xrun while a loaded machine delays a new stream's first
 /// callback is not a dead device, and waits for the stall rule instead.
@@ -329,6 +385,59 @@ mod tests {
     }
 
     #[test]
+    fn error_storm_without_audio_is_throttled() {
+        let mut t = StormThrottle::default();
+        let sleeps = (0..1000u64)
+            .filter(|k| t.on_error(k * 20_000, 5)) // 1000 errors in 20 ms, no audio
+            .count();
+        assert_eq!(sleeps, 1000 - STORM_ERRORS as usize);
+    }
+
+    #[test]
+    fn errors_between_good_periods_never_sleep() {
+        // A stream recovering from an xrun: EIO from snd_pcm_avail_delay ~20 times per
+        // 26.7 ms period for seconds, while its data callbacks keep coming.
+        let mut t = StormThrottle::default();
+        let mut callbacks = 100;
+        for k in 0..20_000u64 {
+            if k % 20 == 0 {
+                callbacks += 1;
+            }
+            assert!(!t.on_error(k * 1_333_000, callbacks), "slept at error {k}");
+        }
+        // The same stream once its audio stops: throttled after STORM_ERRORS.
+        let now = 20_000 * 1_333_000;
+        let slept = (0..300u64)
+            .filter(|k| t.on_error(now + k * 1_000_000, callbacks))
+            .count();
+        assert!(slept > 0);
+    }
+
+    #[test]
+    fn a_stream_that_recovers_from_an_xrun_by_itself_is_not_given_up() {
+        // What the pulse plugin does after an xrun on a loaded machine: a second of errors
+        // (the plugin replacing its server stream) with no audio, then periods again.
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut w = Watch::new(t0, 0, 0);
+        let mut callbacks = 0;
+        let mut errors = 0;
+        for k in 1..=100u64 {
+            callbacks += 1; // 2 s of steady audio
+            assert_eq!(w.check(ms(k * 20), callbacks, errors, false), None);
+        }
+        for k in 1..=40u64 {
+            errors += 25; // 1 s of errors, checked every 25 ms, no audio
+            assert_eq!(w.check(ms(2000 + k * 25), callbacks, errors, false), None);
+        }
+        for k in 1..=100u64 {
+            callbacks += 1;
+            errors += 3;
+            assert_eq!(w.check(ms(3000 + k * 20), callbacks, errors, false), None);
+        }
+    }
+
+    #[test]
     fn watch_finds_storms_stalls_and_disconnects() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
@@ -337,7 +446,7 @@ mod tests {
         // Errors without audio: dead after STORM_AFTER.
         assert_eq!(w.check(ms(100), 1, 5000, false), None);
         assert!(matches!(
-            w.check(ms(320), 1, 90_000, false),
+            w.check(ms(10 + 2520), 1, 90_000, false),
             Some(LostReason::ErrorStorm { errors: 90_000 })
         ));
         // One error on a new stream whose first callback is late is not a storm.
