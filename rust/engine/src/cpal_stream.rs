@@ -160,6 +160,14 @@ pub fn error_handler(
                 cpal::ErrorKind::DeviceNotAvailable => dir.not_available.store(true, Relaxed),
                 _ => {}
             }
+            // The pulse plugin without its server fails the poll itself; a stream that is
+            // recovering from an xrun fails later calls. (`contains` does not allocate.)
+            if err
+                .message()
+                .is_some_and(|m| m.contains("snd_pcm_poll_descriptors_revents"))
+            {
+                dir.poll_errors.fetch_add(1, Relaxed);
+            }
             count_episode(&err);
         }
         if throttle.on_error(slots.now_ns(), dir.callbacks.load(Relaxed)) || stale {

@@ -62,6 +62,9 @@ pub struct DirectionHealth {
     pub error_callbacks: AtomicU64,
     /// Xruns the backend reported (ALSA `EPIPE`, cpal `ErrorKind::Xrun`).
     pub backend_xruns: AtomicU64,
+    /// Errors from polling the device itself (ALSA `snd_pcm_poll_descriptors_revents`):
+    /// the sign of a sound server that is gone, not of a stream recovering from an xrun.
+    pub poll_errors: AtomicU64,
     /// Gaps of the frame clock: output underruns or input overruns below the engine's ring.
     pub gaps: AtomicU64,
     /// Audio lost in those gaps, in device frames.
@@ -247,19 +250,23 @@ impl std::fmt::Display for LostReason {
     }
 }
 
-/// Errors without audio for this long declare a stream dead: as long as [`STALL_AFTER`].
+/// Errors from polling the device itself ([`DirectionHealth::poll_errors`]), without audio,
+/// for this long declare a stream dead: what a PulseAudio server that went away looks like
+/// through ALSA's pulse plugin (`snd_pcm_poll_descriptors_revents` EIO, 280 000 a second
+/// unthrottled, for ever).
+pub const STORM_AFTER: Duration = Duration::from_millis(300);
+/// Other errors without audio wait this long (as long as [`STALL_AFTER`]) before the stream
+/// is given up.
 ///
-/// It was 300 ms, which gave up streams that come back by themselves. After an xrun through
-/// ALSA's pulse plugin, cpal `prepare()`s the PCM and the plugin replaces its server stream;
-/// on a loaded machine the new one can go without a period for up to about 2 s while every
-/// poll ends in an error (`snd_pcm_avail_delay` EIO), and then plays on. Measured on a
-/// PulseAudio 16.1 null sink with an independent recorder, those stalls lasted about 2 s
-/// with or without a rebuild, so giving up such a stream gained nothing and cost a
-/// `device_lost` event, `DeviceLostError` from `read()`/`play()` and the device buffer. A
-/// server that is really gone reports errors without audio for ever
-/// (`snd_pcm_poll_descriptors_revents` EIO, 280 000 a second unthrottled), so waiting as
-/// long as the stall rule only delays that verdict; the rings keep the audio meanwhile.
-pub const STORM_AFTER: Duration = STALL_AFTER;
+/// It was [`STORM_AFTER`] for every error, which gave up streams that come back by
+/// themselves. After an xrun through ALSA's pulse plugin, cpal `prepare()`s the PCM and the
+/// plugin replaces its server stream; on a loaded machine the new one can go without a
+/// period for up to about 2 s while every poll ends in `snd_pcm_avail_delay` EIO or an
+/// xrun, and then plays on. Measured on a PulseAudio 16.1 null sink with an independent
+/// recorder, those stalls lasted about 2 s with or without a rebuild, so giving up such a
+/// stream gained nothing and cost a `device_lost` event, `DeviceLostError` from
+/// `read()`/`play()` and the device buffer.
+pub const RECOVERY_AFTER: Duration = STALL_AFTER;
 /// Fewest errors without audio that make a storm. A dead sound server reports hundreds a
 /// second (throttled to 200); a lone xrun while a loaded machine delays a new stream's first
 /// callback is not a dead device, and waits for the stall rule instead.
@@ -278,6 +285,7 @@ pub struct Watch {
     callbacks: u64,
     errors: u64,
     errors_at_progress: u64,
+    poll_errors_at_progress: Option<u64>,
     last_progress: Option<Instant>,
 }
 
@@ -289,30 +297,41 @@ impl Watch {
             callbacks,
             errors,
             errors_at_progress: errors,
+            poll_errors_at_progress: None,
             last_progress: None,
         }
     }
 
-    /// Feeds the counters at `now`; `Some` when the stream is to be given up.
+    /// Feeds the counters at `now` (`errors`: all error callbacks, `poll_errors`: those from
+    /// polling the device); `Some` when the stream is to be given up.
     pub fn check(
         &mut self,
         now: Instant,
         callbacks: u64,
         errors: u64,
+        poll_errors: u64,
         not_available: bool,
     ) -> Option<LostReason> {
         if not_available {
             return Some(LostReason::Disconnected);
         }
+        let poll_base = *self.poll_errors_at_progress.get_or_insert(poll_errors);
         if callbacks != self.callbacks {
             self.callbacks = callbacks;
             self.last_progress = Some(now);
             self.errors_at_progress = errors;
+            self.poll_errors_at_progress = Some(poll_errors);
         }
         self.errors = errors;
         let since = now.duration_since(self.last_progress.unwrap_or(self.started));
-        let new_errors = errors - self.errors_at_progress;
-        if new_errors >= STORM_MIN_ERRORS && since >= STORM_AFTER {
+        let new_errors = errors.saturating_sub(self.errors_at_progress);
+        let new_poll_errors = poll_errors.saturating_sub(poll_base);
+        let storm_after = if new_poll_errors >= STORM_MIN_ERRORS {
+            STORM_AFTER
+        } else {
+            RECOVERY_AFTER
+        };
+        if new_errors >= STORM_MIN_ERRORS && since >= storm_after {
             return Some(LostReason::ErrorStorm { errors: new_errors });
         }
         let limit = if self.last_progress.is_some() {
@@ -424,16 +443,22 @@ mod tests {
         let mut errors = 0;
         for k in 1..=100u64 {
             callbacks += 1; // 2 s of steady audio
-            assert_eq!(w.check(ms(k * 20), callbacks, errors, false), None);
+            assert_eq!(w.check(ms(k * 20), callbacks, errors, 0, false), None);
         }
         for k in 1..=40u64 {
             errors += 25; // 1 s of errors, checked every 25 ms, no audio
-            assert_eq!(w.check(ms(2000 + k * 25), callbacks, errors, false), None);
+            assert_eq!(
+                w.check(ms(2000 + k * 25), callbacks, errors, 0, false),
+                None
+            );
         }
         for k in 1..=100u64 {
             callbacks += 1;
             errors += 3;
-            assert_eq!(w.check(ms(3000 + k * 20), callbacks, errors, false), None);
+            assert_eq!(
+                w.check(ms(3000 + k * 20), callbacks, errors, 0, false),
+                None
+            );
         }
     }
 
@@ -442,35 +467,35 @@ mod tests {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut w = Watch::new(t0, 0, 0);
-        assert_eq!(w.check(ms(10), 1, 0, false), None);
+        assert_eq!(w.check(ms(10), 1, 0, 0, false), None);
         // Errors without audio: dead after STORM_AFTER.
-        assert_eq!(w.check(ms(100), 1, 5000, false), None);
+        assert_eq!(w.check(ms(100), 1, 5000, 5000, false), None);
         assert!(matches!(
-            w.check(ms(10 + 2520), 1, 90_000, false),
+            w.check(ms(320), 1, 90_000, 90_000, false),
             Some(LostReason::ErrorStorm { errors: 90_000 })
         ));
         // One error on a new stream whose first callback is late is not a storm.
         let mut w = Watch::new(t0, 0, 0);
-        assert_eq!(w.check(ms(1500), 0, 1, false), None);
-        assert_eq!(w.check(ms(1800), 1, 1, false), None);
+        assert_eq!(w.check(ms(1500), 0, 1, 1, false), None);
+        assert_eq!(w.check(ms(1800), 1, 1, 1, false), None);
         // An error burst while audio keeps coming is not a storm.
         let mut w = Watch::new(t0, 0, 0);
         for k in 1..100 {
-            assert_eq!(w.check(ms(k * 20), k, k * 1000, false), None);
+            assert_eq!(w.check(ms(k * 20), k, k * 1000, k * 1000, false), None);
         }
         // Stalled with no errors at all.
         let mut w = Watch::new(t0, 0, 0);
-        assert_eq!(w.check(ms(10), 3, 0, false), None);
-        assert_eq!(w.check(ms(2000), 3, 0, false), None);
+        assert_eq!(w.check(ms(10), 3, 0, 0, false), None);
+        assert_eq!(w.check(ms(2000), 3, 0, 0, false), None);
         assert!(matches!(
-            w.check(ms(2600), 3, 0, false),
+            w.check(ms(2600), 3, 0, 0, false),
             Some(LostReason::Stalled(_))
         ));
         // A new stream gets longer to start; a disconnect is final at once.
         let mut w = Watch::new(t0, 0, 0);
-        assert_eq!(w.check(ms(3000), 0, 0, false), None);
+        assert_eq!(w.check(ms(3000), 0, 0, 0, false), None);
         assert_eq!(
-            w.check(ms(3001), 0, 0, true),
+            w.check(ms(3001), 0, 0, 0, true),
             Some(LostReason::Disconnected)
         );
     }

@@ -330,6 +330,7 @@ fn run(shared: &Shared, first: CpalStreams, mut build: Builder, watch_in: bool, 
                     now,
                     d.callbacks.load(Relaxed),
                     d.error_callbacks.load(Relaxed),
+                    d.poll_errors.load(Relaxed),
                     d.not_available.load(Relaxed),
                 )
             };
