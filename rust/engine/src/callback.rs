@@ -129,6 +129,16 @@ impl OutputCallback {
         &mut self.renderer
     }
 
+    /// The next buffer's first frame reaches the speaker at `dac_ns` on the clock the input
+    /// stream stamps with too; `exact` for a simulated device's own clock (see
+    /// [`crate::aec::tap`]). **Real time.**
+    #[inline]
+    pub fn stamp(&mut self, dac_ns: u64, exact: bool) {
+        if let Some(tap) = self.tap.as_mut() {
+            tap.stamp(dac_ns, exact);
+        }
+    }
+
     /// Fills one interleaved device buffer of any sample type. **Real time.**
     pub fn process<T>(&mut self, data: &mut [T])
     where
@@ -197,6 +207,15 @@ impl InputCallback {
     pub fn with_echo_clock(mut self, clock: InputClock) -> Self {
         self.clock = Some(clock);
         self
+    }
+
+    /// The next buffer's first frame was captured at `adc_ns` on the clock the output stream
+    /// stamps with too (see [`crate::aec::tap`]). **Real time.**
+    #[inline]
+    pub fn stamp(&mut self, adc_ns: u64) {
+        if let Some(clock) = self.clock.as_mut() {
+            clock.stamp(adc_ns);
+        }
     }
 
     /// Takes one interleaved device buffer of any sample type. **Real time.**

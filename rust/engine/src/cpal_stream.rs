@@ -220,14 +220,22 @@ where
         dir.callbacks.fetch_add(1, Relaxed);
         let ts = info.timestamp();
         let delay = ts.playback.checked_duration_since(ts.callback);
+        let now_ns = slots.now_ns();
         clock.output(
-            slots.now_ns(),
+            now_ns,
             delay.map(|d| frames_of(d, rate)),
             data.len() / channels,
             dir,
         );
         match slots.output.as_ref().map(Mutex::try_lock) {
-            Some(Ok(mut cb)) => cb.process(data),
+            Some(Ok(mut cb)) => {
+                // When this buffer meets the speaker, on the clock the input stamps with:
+                // it pairs the echo canceller's reference with the capture across glitches.
+                if let Some(d) = delay {
+                    cb.stamp(now_ns.saturating_add(d.as_nanos() as u64), false);
+                }
+                cb.process(data)
+            }
             _ => data.fill(T::EQUILIBRIUM),
         }
     };
@@ -262,13 +270,18 @@ where
         dir.callbacks.fetch_add(1, Relaxed);
         let ts = info.timestamp();
         let delay = ts.callback.checked_duration_since(ts.capture);
+        let now_ns = slots.now_ns();
         clock.input(
-            slots.now_ns(),
+            now_ns,
             delay.map(|d| frames_of(d, rate)),
             data.len() / channels,
             dir,
         );
         if let Some(Ok(mut cb)) = slots.input.as_ref().map(Mutex::try_lock) {
+            // When the microphone captured this buffer (see the output side).
+            if let Some(d) = delay {
+                cb.stamp(now_ns.saturating_sub(d.as_nanos() as u64));
+            }
             cb.process(data);
         }
     };

@@ -84,6 +84,22 @@ pub struct VirtualConfig {
     pub stall_every_periods: u32,
     /// How late a missed deadline is, in milliseconds (0..=60000).
     pub stall_ms: f64,
+    /// Every this many periods the input loses `xrun_periods` periods of audio (an overrun:
+    /// the device clock runs on, the input callback is not called); 0 = never.
+    pub overrun_every_periods: u32,
+    /// Every this many periods the output callback is skipped for `xrun_periods` periods and
+    /// the device plays silence instead (an underrun below the engine); 0 = never.
+    pub underrun_every_periods: u32,
+    /// Periods lost in each overrun or underrun (1..=100).
+    pub xrun_periods: u32,
+}
+
+impl VirtualConfig {
+    /// Whether period `n` (counted from 0) of a stream that loses `len` periods every
+    /// `every` is lost: the periods `every·m .. every·m + len` for m ≥ 1.
+    pub fn xrun_lost(n: u64, every: u32, len: u32) -> bool {
+        every > 0 && n >= u64::from(every) && n % u64::from(every) < u64::from(len)
+    }
 }
 
 impl Default for VirtualConfig {
@@ -101,6 +117,9 @@ impl Default for VirtualConfig {
             clock_skew_ppm: 0.0,
             stall_every_periods: 0,
             stall_ms: 0.0,
+            overrun_every_periods: 0,
+            underrun_every_periods: 0,
+            xrun_periods: 1,
         }
     }
 }
@@ -186,6 +205,12 @@ impl VirtualConfig {
             MAX_STALL_MS,
             "it is how late each missed deadline is (e.g. 30)",
         )?;
+        if !(1..=100).contains(&self.xrun_periods) {
+            return invalid(format!(
+                "virtual device xrun_periods must be 1..=100, got {}",
+                self.xrun_periods
+            ));
+        }
         match &self.input {
             VirtualInput::Tone { freq_hz, amplitude } => {
                 let nyquist = f64::from(self.sample_rate) / 2.0;

@@ -172,6 +172,11 @@ struct DeviceLoop {
     period_ns: f64,
     stall_every: u64,
     stall: Duration,
+    overrun_every: u32,
+    underrun_every: u32,
+    xrun_periods: u32,
+    /// Nanoseconds of device time per frame (the stamps both callbacks get).
+    frame_ns: f64,
     input: PreparedInput,
     input_loop: bool,
     input_pos: usize,
@@ -208,6 +213,10 @@ impl DeviceLoop {
                 * (1.0 + config.clock_skew_ppm * 1e-6),
             stall_every: u64::from(config.stall_every_periods),
             stall: Duration::try_from_secs_f64(config.stall_ms / 1000.0).unwrap_or_default(),
+            overrun_every: config.overrun_every_periods,
+            underrun_every: config.underrun_every_periods,
+            xrun_periods: config.xrun_periods,
+            frame_ns: 1e9 / f64::from(config.sample_rate),
             input,
             input_loop: config.input_loop,
             input_pos: 0,
@@ -278,9 +287,20 @@ impl DeviceLoop {
         let mut periods: u64 = 0;
         let mut late_by = Duration::ZERO;
         while !self.shared.stop.load(Acquire) {
+            // Both directions run on this one clock: each callback is stamped with the
+            // device time of its period, as a sound card's timestamps would.
+            let now_ns = (periods as f64 * self.period as f64 * self.frame_ns) as u64;
             self.fill_input();
-            self.input_cb.process(&self.in_buf);
-            self.output_cb.process(&mut self.out_buf);
+            if !VirtualConfig::xrun_lost(periods, self.overrun_every, self.xrun_periods) {
+                self.input_cb.stamp(now_ns);
+                self.input_cb.process(&self.in_buf);
+            }
+            if VirtualConfig::xrun_lost(periods, self.underrun_every, self.xrun_periods) {
+                self.out_buf.fill(0.0);
+            } else {
+                self.output_cb.stamp(now_ns, true);
+                self.output_cb.process(&mut self.out_buf);
+            }
             self.record_history();
             self.send_to_sink();
             periods += 1;

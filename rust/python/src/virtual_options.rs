@@ -106,6 +106,8 @@ pub(crate) fn virtual_config(d: &Bound<'_, PyDict>) -> PyResult<VirtualConfig> {
             .map(|v| finite(&v, "stall_ms", "milliseconds"))
             .transpose()?
             .unwrap_or(base.stall_ms),
+        // Simulated xruns are for the engine's own tests (cargo), not offered to Python.
+        ..base
     })
 }
 

@@ -16,6 +16,7 @@
 
 pub mod aec3_backend;
 pub mod align;
+pub mod shared;
 pub mod signals;
 pub mod sonora_backend;
 pub mod stage;

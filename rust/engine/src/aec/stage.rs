@@ -12,21 +12,36 @@
 //! `k × Ri / 16000`, reference index `j` is output frame `j × Ro / 16000` (both resamplers
 //! trim their start-up delay, so the mapping is exact).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::align::{Interpolator, OffsetTrack};
+pub use super::shared::{EchoShared, EchoStats};
 use super::tap::TapReader;
-use super::{make_canceller, AecBackend, AecOptions, EchoCanceller, AEC_FRAME, AEC_RATE_HZ};
+use super::{make_canceller, AecOptions, EchoCanceller, AEC_FRAME, AEC_RATE_HZ};
 use crate::error::Result;
 use crate::resample::StreamResampler;
-use crate::stats::Histogram;
 
-/// Reference fed ahead of the pairing point (10 ms): AEC3 needs the reference a little before
-/// the echo shows up in the capture, and an echo one device period after rendering (the
+/// Reference fed ahead of an exact device-time pairing point: none. The reference a capture
+/// frame pairs with is rendered in the same device period, and a device running in real time
+/// has rendered nothing further (feeding ahead would only ever find it missing). The echo
+/// path is at least a period, so the echo still comes after its reference.
+const REFERENCE_LEAD: f64 = 0.0;
+/// Reference fed ahead of the counters' pairing point (10 ms): they pair the echo both
+/// devices' buffering late already; an echo one device period after rendering (the
 /// shortest a device can have) would otherwise arrive with zero headroom.
-const REFERENCE_LEAD: f64 = 160.0;
+const COUNTED_LEAD: f64 = 160.0;
+/// Consecutive device-time offset readings (one per reader call) off the same way that
+/// make a step.
+const STEP_READINGS: usize = 3;
+/// A device-time pairing offset that moved by more than this (8 ms, above PulseAudio's
+/// one-period toggling of its delay reports) is a glitch of one of the streams (audio lost
+/// or inserted below the engine): the pairing follows it at once.
+const STEP_SAMPLES: f64 = 128.0;
+/// Resampled reference kept behind the newest pairing position (200 ms), so that a step
+/// back (an output underrun: the speaker played silence, its audio came later) finds it.
+const HISTORY_SAMPLES: f64 = 3_200.0;
 /// A jump of the pairing offset larger than this (50 ms) is a re-start, not drift.
 const REALIGN_SAMPLES: f64 = 800.0;
 /// Capture samples (0.5 s) between readings of the pairing offset for the drift fit.
@@ -35,113 +50,23 @@ const OFFSET_WINDOW: f64 = 8_000.0;
 const SLEW_SAMPLES: f64 = 32_000.0;
 /// ... at a rate of at most 300 ppm, slow enough for the canceller to follow.
 const MAX_SLEW: f64 = 3e-4;
+/// With exact device time, capture held back at most (30 ms) while the reference it pairs
+/// with is on its way:
+/// AEC3 pairs render and capture by counting calls, and a capture frame processed before
+/// its reference (then fed in a burst) moves the echo against its model. Measured on the
+/// virtual device with forced overruns: without the hold, 5-22 dB after each glitch; with
+/// it, 42-79 dB (`tests/echo_xrun.rs`).
+const MAX_HOLD: usize = 480;
 /// Reference older than this (250 ms) behind its capture is dropped, not fed in a burst.
 const MAX_REFERENCE_LAG: f64 = 4_000.0;
-/// Reference waiting more than this (2 s) ahead of the capture is dropped.
-const MAX_REFERENCE_AHEAD: usize = 32_000;
 /// A capture frame whose reference is missing by more than this (30 ms) counts as late.
 const LATE_SAMPLES: f64 = 480.0;
+/// Reference waiting more than this (2 s) ahead of the capture is dropped.
+const MAX_REFERENCE_AHEAD: usize = 32_000;
 /// Gaps in the reference up to this long (1 s) are filled with silence, longer ones restart it.
 const MAX_GAP_SECONDS: u64 = 1;
 /// Canceller figures are read every this many frames (0.5 s).
 const METRICS_EVERY: u32 = 50;
-
-/// Echo cancellation state and counters shared by the engine and its capture reader; lives
-/// as long as the engine, across start/stop. Everything is atomic: `stats()` never waits
-/// for the reader.
-#[derive(Debug, Default)]
-pub struct EchoShared {
-    /// Whether the canceller processes capture audio (switchable at any time).
-    pub enabled: AtomicBool,
-    backend: AtomicU32,
-    frames_processed: AtomicU64,
-    render_frames: AtomicU64,
-    reference_late_frames: AtomicU64,
-    reference_dropped_frames: AtomicU64,
-    realignments: AtomicU64,
-    errors: AtomicU64,
-    erle_bits: AtomicU64,
-    delay_bits: AtomicU64,
-    has_metrics: AtomicBool,
-    cost_total_ns: AtomicU64,
-    cost: Histogram,
-}
-
-/// A snapshot of the echo canceller's figures.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct EchoStats {
-    /// Whether echo cancellation is on.
-    pub enabled: bool,
-    /// Which implementation runs (`"sonora"` or `"aec3"`), empty before the first start.
-    pub backend: String,
-    /// 10 ms capture frames the canceller processed.
-    pub frames_processed: u64,
-    /// 10 ms reference frames fed to it.
-    pub reference_frames: u64,
-    /// Echo return loss enhancement in dB as the library estimates it (`None` before it has one).
-    pub erle_db: Option<f64>,
-    /// The library's estimate of the echo delay in ms (`None` before it has one).
-    pub delay_ms: Option<f64>,
-    /// Capture frames whose reference had not arrived (by more than 30 ms).
-    pub reference_late_frames: u64,
-    /// Reference samples (16 kHz) dropped: too old, too far ahead, or lost in a full tap ring.
-    pub reference_dropped_frames: u64,
-    /// Times the pairing of capture and reference was re-established after a jump.
-    pub realignments: u64,
-    /// Frames the library refused (passed through unprocessed).
-    pub errors: u64,
-    /// Mean cost of one 10 ms frame (reference and capture), in microseconds.
-    pub cost_mean_us: f64,
-    /// 99th percentile of that cost, in microseconds.
-    pub cost_p99_us: f64,
-    /// Largest cost, in microseconds.
-    pub cost_max_us: f64,
-}
-
-impl EchoShared {
-    /// A snapshot of the counters. `clock_dropped` is the tap ring's own drop count.
-    pub fn snapshot(&self) -> EchoStats {
-        let frames = self.frames_processed.load(Relaxed);
-        let metric = |bits: &AtomicU64| {
-            self.has_metrics
-                .load(Relaxed)
-                .then(|| f64::from_bits(bits.load(Relaxed)))
-                .filter(|v| v.is_finite())
-        };
-        EchoStats {
-            enabled: self.enabled.load(Relaxed),
-            backend: match self.backend.load(Relaxed) {
-                1 => "sonora",
-                2 => "aec3",
-                _ => "",
-            }
-            .to_string(),
-            frames_processed: frames,
-            reference_frames: self.render_frames.load(Relaxed),
-            erle_db: metric(&self.erle_bits),
-            delay_ms: metric(&self.delay_bits),
-            reference_late_frames: self.reference_late_frames.load(Relaxed),
-            reference_dropped_frames: self.reference_dropped_frames.load(Relaxed),
-            realignments: self.realignments.load(Relaxed),
-            errors: self.errors.load(Relaxed),
-            cost_mean_us: if frames == 0 {
-                0.0
-            } else {
-                self.cost_total_ns.load(Relaxed) as f64 / frames as f64 / 1e3
-            },
-            cost_p99_us: self.cost.quantile_ns(0.99) / 1e3,
-            cost_max_us: self.cost.max_ns() as f64 / 1e3,
-        }
-    }
-
-    fn set_backend(&self, backend: AecBackend) {
-        let code = match backend {
-            AecBackend::Sonora => 1,
-            AecBackend::Aec3 => 2,
-        };
-        self.backend.store(code, Relaxed);
-    }
-}
 
 /// The canceller and its reference stream, owned by the capture reader.
 pub struct EchoStage {
@@ -167,6 +92,12 @@ pub struct EchoStage {
     /// The track so far rests on one raw reading only (stale by up to an output period).
     provisional: bool,
     last_reading_at: f64,
+    /// How far the latest device-time readings were off the pairing, all the same way
+    /// (16 kHz samples), at most [`STEP_READINGS`].
+    recent: Vec<f64>,
+    /// Counted minus device-time offset (16 kHz samples), fixed at the first device-time
+    /// reading when the stamps are a sound server's estimates.
+    timed_anchor: Option<f64>,
     interp: Interpolator,
     /// The re-timed reference on the capture clock: `rprime[0]` pairs with capture index
     /// `rp_start`; the next sample to make pairs with `gen_next` and reads the reference at
@@ -176,6 +107,8 @@ pub struct EchoStage {
     gen_next: f64,
     gen_pos: f64,
     frame: Vec<f32>,
+    /// A frame of silence, fed for a missing reference frame.
+    silence: Vec<f32>,
     since_metrics: u32,
     tap_dropped_seen: u64,
 }
@@ -222,12 +155,15 @@ impl EchoStage {
             track: None,
             provisional: true,
             last_reading_at: 0.0,
+            recent: Vec::with_capacity(STEP_READINGS + 1),
+            timed_anchor: None,
             interp: Interpolator::new(),
             rprime: Vec::with_capacity(MAX_REFERENCE_AHEAD),
             rp_start: 0.0,
             gen_next: 0.0,
             gen_pos: 0.0,
             frame: vec![0.0; AEC_FRAME],
+            silence: vec![0.0; AEC_FRAME],
             since_metrics: 0,
             tap_dropped_seen,
         })
@@ -274,8 +210,16 @@ impl EchoStage {
         let enabled = self.shared.enabled.load(Relaxed);
         let mut done = 0;
         while self.pending.len() - done >= AEC_FRAME {
-            let started = Instant::now();
             let k_end = self.cap_start + (done + AEC_FRAME) as f64;
+            // Wait (a little) for the frame's reference rather than cancel without it.
+            if enabled
+                && self.tap.clock().exact()
+                && !self.reference_ready(k_end)
+                && self.pending.len() - done < AEC_FRAME + MAX_HOLD
+            {
+                break;
+            }
+            let started = Instant::now();
             self.feed_reference(k_end, enabled);
             self.frame
                 .copy_from_slice(&self.pending[done..done + AEC_FRAME]);
@@ -312,12 +256,78 @@ impl EchoStage {
         s.has_metrics.store(true, Relaxed);
     }
 
-    /// Feeds the re-timed reference frames due before the capture frame ending at `k_end`.
+    /// How far ahead of a capture frame its reference is fed (16 kHz samples).
+    fn lead(&self) -> f64 {
+        // The counters pair the echo both devices' buffering late; exact device time pairs it
+        // the acoustic path late.
+        if self.tap.clock().exact() {
+            REFERENCE_LEAD
+        } else {
+            COUNTED_LEAD
+        }
+    }
+
+    /// Whether the reference for the capture frame ending at `k_end` has arrived (or there
+    /// is no output to wait for).
+    fn reference_ready(&self, k_end: f64) -> bool {
+        self.track.is_none() || self.rp_start + self.rprime.len() as f64 + 0.5 >= k_end + self.lead()
+    }
+
+    /// Feeds the reference due by the capture frame ending at `k_end`. With exact device
+    /// time, exactly one frame ([`Self::feed_one`]). With a sound server's clocks the
+    /// reference arrives in bursts of an output period (27 ms on PulseAudio's ALSA plugin),
+    /// so a frame that came late is fed when it comes ([`Self::feed_due`]): measured on a
+    /// real null sink, feeding silence for it instead cost 20-40 dB.
     fn feed_reference(&mut self, k_end: f64, enabled: bool) {
         if self.track.is_none() {
             return; // the output has not rendered yet: nothing to cancel
         }
-        let j_end = k_end + REFERENCE_LEAD;
+        if self.tap.clock().exact() {
+            self.feed_one(k_end, enabled);
+        } else {
+            self.feed_due(k_end, enabled);
+        }
+    }
+
+    /// Feeds the one re-timed reference frame that pairs with the capture frame ending at
+    /// `k_end`. AEC3 aligns render and capture by counting calls, so they stay one to one:
+    /// a missing frame is fed as silence and counted late, and reference that arrives after
+    /// its capture frame has gone is dropped, never fed in a burst (a burst, or a missing
+    /// render frame, moves the echo against the canceller's model by whole frames: 1-22 dB
+    /// after each forced overrun in `tests/echo_xrun.rs`, 42-79 dB with this).
+    fn feed_one(&mut self, k_end: f64, enabled: bool) {
+        let j_start = k_end + self.lead() - AEC_FRAME as f64;
+        let stale = ((j_start - self.rp_start).round().max(0.0) as usize).min(self.rprime.len());
+        if stale > 0 {
+            self.rprime.drain(..stale);
+            self.rp_start += stale as f64;
+            self.shared
+                .reference_dropped_frames
+                .fetch_add(stale as u64, Relaxed);
+        }
+        let here = (self.rp_start - j_start).abs() < 0.5 && self.rprime.len() >= AEC_FRAME;
+        if enabled {
+            let result = if here {
+                self.canceller.process_render(&self.rprime[..AEC_FRAME])
+            } else {
+                self.shared.reference_late_frames.fetch_add(1, Relaxed);
+                self.canceller.process_render(&self.silence)
+            };
+            if result.is_err() {
+                self.shared.errors.fetch_add(1, Relaxed);
+            }
+            self.shared.render_frames.fetch_add(1, Relaxed);
+        }
+        if here {
+            self.rprime.drain(..AEC_FRAME);
+            self.rp_start += AEC_FRAME as f64;
+        }
+    }
+
+    /// Feeds every re-timed reference frame due by the capture frame ending at `k_end`,
+    /// late ones included; far too old ones are dropped.
+    fn feed_due(&mut self, k_end: f64, enabled: bool) {
+        let j_end = k_end + self.lead();
         let mut fed = 0;
         while self.rprime.len() - fed >= AEC_FRAME {
             let start = self.rp_start + fed as f64;
@@ -352,7 +362,12 @@ impl EchoStage {
     fn update_track(&mut self, now: f64) {
         let clock = self.tap.clock();
         let Some(track) = self.track.as_mut() else {
-            if let Some(raw) = clock.offset() {
+            let first = if clock.exact() {
+                clock.timed_offset().or_else(|| clock.offset())
+            } else {
+                clock.offset()
+            };
+            if let Some(raw) = first {
                 let raw = raw * self.out_ratio;
                 self.track = Some(OffsetTrack::new(now, raw));
                 self.provisional = true;
@@ -361,6 +376,10 @@ impl EchoStage {
             }
             return;
         };
+        if clock.timed_offset().is_some() {
+            self.update_timed(now);
+            return;
+        }
         if now - self.last_reading_at < OFFSET_WINDOW {
             return;
         }
@@ -382,10 +401,65 @@ impl EchoStage {
         }
     }
 
+    /// The device-time pairing. Its readings (each the median of the callbacks' last few,
+    /// see [`super::tap`]) are exact up to timing noise, so when the last few all sit more
+    /// than that noise away from the pairing in the same direction, a glitch has moved one
+    /// stream by the audio it lost (or the server grew its buffer) and the pairing follows
+    /// at once; otherwise they feed the drift fit. The canceller keeps its state across a
+    /// step: the echo path did not change, only where each stream's audio sits.
+    fn update_timed(&mut self, now: f64) {
+        let Some(timed) = self.tap.clock().timed_offset() else {
+            return;
+        };
+        let Some(track) = self.track.as_mut() else {
+            return;
+        };
+        // A sound server's device time is anchored once to the counters' causal pairing.
+        let anchor = if self.tap.clock().exact() {
+            0.0
+        } else {
+            *self
+                .timed_anchor
+                .get_or_insert_with(|| track.offset_at(now) - timed * self.out_ratio)
+        };
+        let reading = timed * self.out_ratio + anchor;
+        let error = reading - track.offset_at(now);
+        if error.abs() <= STEP_SAMPLES {
+            self.recent.clear();
+            if now - self.last_reading_at >= OFFSET_WINDOW {
+                track.add(now, reading);
+                self.last_reading_at = now;
+            }
+            return;
+        }
+        if self.recent.first().is_some_and(|&e| e.signum() != error.signum()) {
+            self.recent.clear();
+        }
+        self.recent.push(error);
+        if self.recent.len() < STEP_READINGS {
+            return;
+        }
+        let mut sorted = self.recent.clone();
+        sorted.sort_by(f64::total_cmp);
+        let step = sorted[sorted.len() / 2];
+        self.shared.shifts.fetch_add(1, Relaxed);
+        let offset = track.offset_at(now) + step;
+        self.track = Some(OffsetTrack::new(now, offset));
+        self.last_reading_at = now;
+        self.recent.clear();
+        self.restart_generator(offset);
+    }
+
     /// Restarts the re-timed reference at the next capture sample to process.
     fn restart_generator(&mut self, offset: f64) {
         self.rprime.clear();
-        self.rp_start = self.cap_start + self.pending.len() as f64;
+        // With exact device time on the capture frame grid, so each capture frame pairs with
+        // one whole reference frame; otherwise from the next capture sample on.
+        self.rp_start = if self.tap.clock().exact() {
+            self.cap_start
+        } else {
+            self.cap_start + self.pending.len() as f64
+        };
         self.gen_next = self.rp_start;
         self.gen_pos = self.gen_next + offset;
     }
@@ -402,7 +476,9 @@ impl EchoStage {
         if self.gen_pos < first {
             // The reference for these positions is gone (dropped, or before a restart):
             // skip ahead in one go; those capture frames get no reference.
-            let n = ((first - self.gen_pos) / step).ceil();
+            // Whole frames, so the reference stays on the capture frame grid.
+            let frame = AEC_FRAME as f64;
+            let n = (((first - self.gen_pos) / step).ceil() / frame).ceil() * frame;
             self.gen_pos += n * step;
             self.gen_next += n;
             self.rprime.clear();
@@ -418,12 +494,13 @@ impl EchoStage {
             self.gen_pos += step;
         }
         // Keep only the reference the next positions still reach.
-        let used = ((self.gen_pos - self.ref_start).floor() - reach).max(0.0) as usize;
+        let used =
+            ((self.gen_pos - self.ref_start).floor() - reach - HISTORY_SAMPLES).max(0.0) as usize;
         let used = used.min(self.ref16.len());
         self.ref16.drain(..used);
         self.ref_start += used as f64;
         if self.rprime.len() > MAX_REFERENCE_AHEAD {
-            let excess = self.rprime.len() - MAX_REFERENCE_AHEAD;
+            let excess = (self.rprime.len() - MAX_REFERENCE_AHEAD).next_multiple_of(AEC_FRAME);
             self.rprime.drain(..excess);
             self.rp_start += excess as f64;
             self.shared

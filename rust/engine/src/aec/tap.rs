@@ -16,6 +16,21 @@
 //! rate / input rate)`: "when the microphone had delivered this much, the speaker had rendered
 //! that much". The reader maps capture positions to reference positions with a smoothed
 //! offset; when the clocks drift apart, the offset follows.
+//!
+//! **Device time.** Where the device says when its audio meets the converters (cpal's
+//! timestamps; the virtual device's own clock), each callback stamps its block:
+//! [`ReferenceTap::stamp`] with the time the block's first frame reaches the speaker,
+//! [`InputClock::stamp`] with the time the microphone captured the block's first frame, both
+//! on one clock shared by the two streams. Each stream then has a *residual*: device time in
+//! frames minus frames counted. It stays constant while a stream runs cleanly and steps by
+//! exactly the audio lost when it glitches (an output underrun the server filled with silence,
+//! queued output a server dropped, input lost in an overrun), which the frame counters cannot
+//! see. The device-time offset is `input residual × ratio − output residual`. Its absolute
+//! value is not trusted (a sound server's monitor hands the "speaker's" audio to the
+//! "microphone" long before the time the server reports it played: measured 100-300 ms early
+//! on a PulseAudio null sink), so the reader keeps the counters' causal pairing and takes
+//! only the device-time offset's *changes*: a glitch moves the pairing by the audio it lost,
+//! and the canceller keeps its state.
 
 use std::sync::atomic::{
     AtomicBool, AtomicI64, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
@@ -24,6 +39,30 @@ use std::sync::Arc;
 
 /// Words in a block header.
 const HEADER_WORDS: usize = 3;
+
+/// Residuals whose median a callback publishes: PulseAudio's delay reports toggle by one
+/// period from call to call, a step (a glitch) persists.
+const MEDIAN_OF: usize = 5;
+
+/// The median of the last [`MEDIAN_OF`] readings, in a fixed array. **Real time.**
+#[derive(Debug, Clone, Default)]
+struct Median {
+    values: [f64; MEDIAN_OF],
+    len: usize,
+    next: usize,
+}
+
+impl Median {
+    fn push(&mut self, v: f64) -> f64 {
+        self.values[self.next] = v;
+        self.next = (self.next + 1) % MEDIAN_OF;
+        self.len = (self.len + 1).min(MEDIAN_OF);
+        let mut sorted = self.values;
+        let filled = &mut sorted[..self.len];
+        filled.sort_unstable_by(f64::total_cmp);
+        filled[self.len / 2]
+    }
+}
 
 /// Counters shared by the output callback, the input callback and the reader.
 #[derive(Debug)]
@@ -40,6 +79,17 @@ pub struct EchoClock {
     /// (`i64::MIN` = none). The output position an input callback sees is stale by up to
     /// one output period, so the largest reading of a window is the most accurate one.
     offset_max: AtomicI64,
+    /// `f64` bits of the output residual (see the module docs), in output frames.
+    output_residual_bits: AtomicU64,
+    /// Whether the output stamps its blocks with device time.
+    output_timed: AtomicBool,
+    /// Whether the stamps are exact (a simulated device's own clock), so the device-time
+    /// offset is trusted absolutely and not only for its changes.
+    exact: AtomicBool,
+    /// Whether the latest offset came from device time (both streams stamped).
+    timed: AtomicBool,
+    /// `f64` bits of the latest device-time offset (output frames), when `timed`.
+    timed_bits: AtomicU64,
 }
 
 impl Default for EchoClock {
@@ -50,6 +100,11 @@ impl Default for EchoClock {
             offset_valid: AtomicBool::new(false),
             dropped_frames: AtomicU64::new(0),
             offset_max: AtomicI64::new(i64::MIN),
+            output_residual_bits: AtomicU64::new(0),
+            output_timed: AtomicBool::new(false),
+            exact: AtomicBool::new(false),
+            timed: AtomicBool::new(false),
+            timed_bits: AtomicU64::new(0),
         }
     }
 }
@@ -66,6 +121,19 @@ impl EchoClock {
     pub fn take_offset_max(&self) -> Option<f64> {
         let v = self.offset_max.swap(i64::MIN, Relaxed);
         (v != i64::MIN).then(|| v as f64 / 256.0)
+    }
+
+    /// The latest device-time offset in output frames, when both streams stamp their blocks
+    /// (see the module docs): its changes are real and are followed at once.
+    pub fn timed_offset(&self) -> Option<f64> {
+        self.timed
+            .load(Acquire)
+            .then(|| f64::from_bits(self.timed_bits.load(Relaxed)))
+    }
+
+    /// Whether the device-time stamps are exact (see [`ReferenceTap::stamp`]).
+    pub fn exact(&self) -> bool {
+        self.exact.load(Relaxed)
     }
 
     /// Frames the output has rendered so far.
@@ -90,11 +158,16 @@ pub fn reference_channel(
             ring: tx,
             position: 0,
             clock: Arc::clone(&clock),
+            frames_per_ns: f64::from(output_rate) / 1e9,
+            median: Median::default(),
         },
         InputClock {
             clock: Arc::clone(&clock),
             queued: 0,
             ratio: f64::from(output_rate) / f64::from(input_rate.max(1)),
+            frames_per_ns: f64::from(input_rate) / 1e9,
+            residual: None,
+            median: Median::default(),
         },
         TapReader {
             ring: rx,
@@ -109,6 +182,8 @@ pub struct ReferenceTap {
     ring: rtrb::Producer<u32>,
     position: u64,
     clock: Arc<EchoClock>,
+    frames_per_ns: f64,
+    median: Median,
 }
 
 impl std::fmt::Debug for ReferenceTap {
@@ -120,6 +195,23 @@ impl std::fmt::Debug for ReferenceTap {
 }
 
 impl ReferenceTap {
+    /// The next block's first frame reaches the speaker at `dac_ns` (the streams' shared
+    /// clock); `exact` when that is the device's own clock (the virtual device), not a sound
+    /// server's estimate. Call before [`push`](Self::push). **Real time.**
+    #[inline]
+    pub fn stamp(&mut self, dac_ns: u64, exact: bool) {
+        self.clock.exact.store(exact, Relaxed);
+        // Even exact stamps go through the median: while one stream glitches, the other's
+        // latest residual is from before or after the glitch for a period or two.
+        let residual = self
+            .median
+            .push(dac_ns as f64 * self.frames_per_ns - self.position as f64);
+        self.clock
+            .output_residual_bits
+            .store(residual.to_bits(), Relaxed);
+        self.clock.output_timed.store(true, Release);
+    }
+
     /// Copies one block of rendered mono audio (device rate) into the ring, or drops it whole
     /// and counts it when the ring is full. **Real time.**
     pub fn push(&mut self, mono: &[f32]) {
@@ -147,9 +239,21 @@ pub struct InputClock {
     clock: Arc<EchoClock>,
     queued: u64,
     ratio: f64,
+    frames_per_ns: f64,
+    /// Device time minus frames queued (input frames, median of the last few), once stamped.
+    residual: Option<f64>,
+    median: Median,
 }
 
 impl InputClock {
+    /// The next block's first frame was captured at `adc_ns` (the streams' shared clock).
+    /// Call before the block is queued. **Real time.**
+    #[inline]
+    pub fn stamp(&mut self, adc_ns: u64) {
+        let residual = adc_ns as f64 * self.frames_per_ns - self.queued as f64;
+        self.residual = Some(self.median.push(residual));
+    }
+
     /// Counts frames the input callback queued into the capture ring. **Real time.**
     #[inline]
     pub fn queued(&mut self, frames: usize) {
@@ -163,6 +267,17 @@ impl InputClock {
         if rendered == 0 {
             return; // the output has not started: nothing to pair with yet
         }
+        let timed = match self.residual {
+            Some(input) if self.clock.output_timed.load(Acquire) => {
+                let output = f64::from_bits(self.clock.output_residual_bits.load(Relaxed));
+                Some(input * self.ratio - output)
+            }
+            _ => None,
+        };
+        if let Some(t) = timed {
+            self.clock.timed_bits.store(t.to_bits(), Relaxed);
+        }
+        self.clock.timed.store(timed.is_some(), Release);
         let offset = rendered as f64 - self.queued as f64 * self.ratio;
         self.clock.offset_bits.store(offset.to_bits(), Relaxed);
         self.clock
