@@ -131,6 +131,7 @@ class Stats:
     echo_reference_late: int
     echo_reference_dropped: int
     echo_realignments: int
+    echo_shifts: int
     echo_errors: int
     echo_cost_mean_us: float
     echo_cost_p99_us: float

@@ -213,6 +213,7 @@ fields!(Stats {
     echo_reference_late,
     echo_reference_dropped,
     echo_realignments,
+    echo_shifts,
     echo_errors,
     echo_cost_mean_us,
     echo_cost_p99_us,

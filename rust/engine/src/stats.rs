@@ -248,12 +248,15 @@ pub struct Stats {
     pub echo_erle_db: f64,
     /// The library's estimate of the echo delay, ms (0 until it has one).
     pub echo_delay_ms: f64,
-    /// Capture frames whose reference had not arrived (by more than 30 ms).
+    /// Capture frames processed before their reference arrived.
     pub echo_reference_late: u64,
     /// Reference samples (16 kHz) dropped: too old, too far ahead, or lost in a full tap ring.
     pub echo_reference_dropped: u64,
     /// Times the pairing of capture and reference restarted after a jump.
     pub echo_realignments: u64,
+    /// Times the device-time pairing followed a glitch of one stream by the audio it lost
+    /// (the canceller's state kept).
+    pub echo_shifts: u64,
     /// Frames the library refused (passed through unprocessed).
     pub echo_errors: u64,
     /// Mean cost of one 10 ms frame (reference and capture), microseconds.

@@ -189,6 +189,7 @@ impl Engine {
             echo_reference_late: echo.reference_late_frames,
             echo_reference_dropped: echo.reference_dropped_frames,
             echo_realignments: echo.realignments,
+            echo_shifts: echo.shifts,
             echo_errors: echo.errors,
             echo_cost_mean_us: echo.cost_mean_us,
             echo_cost_p99_us: echo.cost_p99_us,
