@@ -69,6 +69,10 @@ fuzz_target!(|data: &[u8]| {
         clock_skew_ppm: f64::from(b.u16() % 2_001) - 1_000.0,
         stall_every_periods: u32::from(b.u8() % 20),
         stall_ms: f64::from(b.u8() % 30),
+        // Forced xruns below the engine; 0 and 101 lost periods are out of range on purpose.
+        overrun_every_periods: u32::from(b.u8() % 16),
+        underrun_every_periods: u32::from(b.u8() % 16),
+        xrun_periods: u32::from(b.u8() % 102),
     };
     let playback_buffer_ms = if b.u8() % 2 == 0 { 300 } else { 5_000 };
     let engine = match Engine::new(EngineConfig {
