@@ -174,8 +174,13 @@ def test_play_timeout_message_reports_the_callers_timeout() -> None:
 
 
 def test_ctrl_c_ends_a_wait_without_a_limit() -> None:
+    # The child restores Python's SIGINT handler itself: a shell that starts a job in the
+    # background (as CI harnesses do) sets SIGINT to SIG_IGN, the child inherits that, and
+    # Python then installs no KeyboardInterrupt handler at all, so the wait would be right to
+    # ignore the signal.
     code = (
-        "import duplex, sys\n"
+        "import duplex, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "e = duplex.AudioEngine(backend=duplex.VirtualDevice(), playback_buffer_ms=2000).start()\n"
         "print('ready', flush=True)\n"
         "try:\n"
