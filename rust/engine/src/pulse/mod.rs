@@ -130,6 +130,13 @@ pub fn resolve(config: &CpalConfig, fade_ms: f64) -> Result<PulseDevices> {
             name.to_string_lossy()
         ))
     };
+    // One sink or source: what the server says of it, at the rate the config asks for.
+    let endpoint = |name: &CString, found: &CString, spec: &protocol::SampleSpec| Endpoint {
+        name: found.to_string_lossy().into_owned(),
+        rate: config.sample_rate.unwrap_or(spec.sample_rate),
+        channels: u16::from(spec.channels.max(1)),
+        follow_default: name.as_c_str() == DEFAULT_NAME_OUT || name.as_c_str() == DEFAULT_NAME_IN,
+    };
     let output = match wanted_name(&config.output, protocol::DEFAULT_SINK)? {
         None => None,
         Some(name) => {
@@ -139,13 +146,7 @@ pub fn resolve(config: &CpalConfig, fade_ms: f64) -> Result<PulseDevices> {
                     name: Some(name.clone()),
                 }))
                 .map_err(|e| unknown("sink", &name, e))?;
-            Some(Endpoint {
-                name: info.name.to_string_lossy().into_owned(),
-                rate: config.sample_rate.unwrap_or(info.sample_spec.sample_rate),
-                channels: u16::from(info.sample_spec.channels.max(1)),
-                follow_default: name.as_c_str() == DEFAULT_NAME_OUT
-                    || name.as_c_str() == DEFAULT_NAME_IN,
-            })
+            Some(endpoint(&name, &info.name, &info.sample_spec))
         }
     };
     let input = match wanted_name(&config.input, protocol::DEFAULT_SOURCE)? {
@@ -157,13 +158,7 @@ pub fn resolve(config: &CpalConfig, fade_ms: f64) -> Result<PulseDevices> {
                     name: Some(name.clone()),
                 }))
                 .map_err(|e| unknown("source", &name, e))?;
-            Some(Endpoint {
-                name: info.name.to_string_lossy().into_owned(),
-                rate: config.sample_rate.unwrap_or(info.sample_spec.sample_rate),
-                channels: u16::from(info.sample_spec.channels.max(1)),
-                follow_default: name.as_c_str() == DEFAULT_NAME_OUT
-                    || name.as_c_str() == DEFAULT_NAME_IN,
-            })
+            Some(endpoint(&name, &info.name, &info.sample_spec))
         }
     };
     let rate = output
@@ -204,32 +199,26 @@ pub fn list_devices(first_index: usize) -> Vec<DeviceInfo> {
             .map_or_else(|| name.to_string_lossy(), |d| d.to_string_lossy())
             .into_owned()
     };
-    for s in &sinks {
-        let name = s.name.to_string_lossy().into_owned();
+    // Sinks first, then sources; a device's index is its place in the whole list.
+    let entries = sinks
+        .iter()
+        .map(|s| (&s.name, &s.description, &s.sample_spec, true))
+        .chain(sources.iter().map(|s| (&s.name, &s.description, &s.sample_spec, false)));
+    for (index, (raw_name, description, spec, is_sink)) in entries.enumerate() {
+        let name = raw_name.to_string_lossy().into_owned();
+        let channels = u16::from(spec.channels);
+        let default = if is_sink { &default_sink } else { &default_source };
+        let is_default = default.as_deref() == Some(name.as_str());
         out.push(DeviceInfo {
-            index: first_index + out.len(),
+            index: first_index + index,
             id: format!("pulse:{name}"),
-            name: describe(&s.name, &s.description),
+            name: describe(raw_name, description),
             host: "pulse".into(),
-            input_channels: 0,
-            output_channels: u16::from(s.sample_spec.channels),
-            default_rate_hz: s.sample_spec.sample_rate,
-            is_default_input: false,
-            is_default_output: default_sink.as_deref() == Some(name.as_str()),
-        });
-    }
-    for s in &sources {
-        let name = s.name.to_string_lossy().into_owned();
-        out.push(DeviceInfo {
-            index: first_index + out.len(),
-            id: format!("pulse:{name}"),
-            name: describe(&s.name, &s.description),
-            host: "pulse".into(),
-            input_channels: u16::from(s.sample_spec.channels),
-            output_channels: 0,
-            default_rate_hz: s.sample_spec.sample_rate,
-            is_default_input: default_source.as_deref() == Some(name.as_str()),
-            is_default_output: false,
+            input_channels: if is_sink { 0 } else { channels },
+            output_channels: if is_sink { channels } else { 0 },
+            default_rate_hz: spec.sample_rate,
+            is_default_input: !is_sink && is_default,
+            is_default_output: is_sink && is_default,
         });
     }
     out
