@@ -94,7 +94,8 @@ def _add_devices(p: argparse.ArgumentParser) -> None:
                    help="open the default output and input briefly and show what the host grants "
                         "(period, delay, thread priority) for --latency")
     p.add_argument("--latency", type=_latency, default=None,
-                   help="device buffer to probe with: low (20 ms), high (80 ms, the default) or milliseconds")
+                   help="device buffer to probe with: low (20 ms), high (the default: 150 ms on the "
+                        "native PulseAudio host, 80 ms on ALSA) or milliseconds")
     p.add_argument("--host", choices=HOSTS, default=None,
                    help="audio system to probe with: " + HOSTS_HELP)
     p.set_defaults(run=_cmd_devices)
@@ -199,8 +200,8 @@ def _add_talk(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prebuffer-ms", type=_int_range(0, 10_000, " ms"), default=200,
                    help="jitter buffer before a turn plays, 0 to 10000 (default: 200)")
     p.add_argument("--latency", type=_latency, default=None,
-                   help="device buffer: low (20 ms), high (80 ms, the default: survives a busy machine) "
-                        "or milliseconds")
+                   help="device buffer: low (20 ms), high (the default, survives a busy machine: "
+                        "150 ms on the native PulseAudio host, 80 ms on ALSA) or milliseconds")
     p.add_argument("--host", choices=HOSTS, default=None, help="audio system of real devices: " + HOSTS_HELP)
     p.add_argument("--demo-tool", action="store_true",
                    help="give the model a local_time function to call (ask it the time to see function calling)")

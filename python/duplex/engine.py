@@ -62,7 +62,8 @@ Pcm = Union[bytes, bytearray, memoryview, np.ndarray]
 DeviceRef = Union[None, bool, int, str]
 #: The engine's backends: real devices through cpal, or the clock-driven virtual device.
 Backend = Literal["cpal", "virtual"]
-#: Device buffer of real devices: ``"low"`` (20 ms), ``"high"`` (80 ms) or milliseconds
+#: Device buffer of real devices: ``"low"`` (20 ms), ``"high"`` (150 ms on the native PulseAudio
+#: host, 80 ms on ALSA) or milliseconds
 #: (4..1000). Unlike python-sounddevice's ``latency``, a number is milliseconds, not seconds.
 Latency = Union[Literal["low", "high"], float]
 #: The audio system real devices open through: ``"alsa"`` (cpal's ALSA host; a sound server
@@ -70,11 +71,13 @@ Latency = Union[Literal["low", "high"], float]
 #: pipewire-pulse: a real-time device thread, and interrupts that take back what the server
 #: holds) or ``"auto"`` (``"pulse"`` where a PulseAudio server answers, else ``"alsa"``).
 Host = Literal["auto", "pulse", "alsa"]
-#: ``"high"`` (80 ms). Measured with an independent recorder of a PulseAudio null sink's
-#: monitor, full duplex, gaps a listener hears per minute at 20 / 80 / 150 ms of device
-#: buffer: idle 22.5 / 0 / 0; both cores busy 656 / 22.1 / 0 (a PortAudio callback: 202);
-#: Python holding the GIL 50 of every 100 ms 22.4 / 0 / 0 (PortAudio: 487); both loads
-#: 630 / 0 / 0 (PortAudio: 498). See the README's "Latency and the device counters".
+#: ``"high"``: 150 ms on the native PulseAudio host, 80 ms on ALSA. Measured with an independent
+#: recorder of a PulseAudio null sink's monitor, full duplex: on the native host 150 ms had no
+#: gap under any load (idle, both cores busy, Python holding the GIL 50 of every 100 ms, both)
+#: where 80 ms had up to 12 per minute, and its interrupts take back what the server holds, so
+#: barge-in stays 8-15 ms at either buffer. On ALSA the buffer plays out on an interrupt
+#: (67 ms at 80 ms, 128 ms at 150 ms), so 80 ms is kept there. See the README's "Latency and
+#: the device counters".
 DEFAULT_LATENCY: Latency = cast(Latency, _engine.DEFAULT_LATENCY)
 #: How often next_device_event_async() looks for an event (a non-blocking check each time).
 _EVENT_POLL_S = 0.050
@@ -104,8 +107,9 @@ class AudioEngine:
         ``latency``. With ``backend="virtual"`` they set the virtual device's format; with a
         :class:`VirtualDevice` they must agree with its own.
     latency
-        Device buffer of real devices: ``"low"`` (20 ms), ``"high"`` (80 ms, the default,
-        :data:`DEFAULT_LATENCY`) or milliseconds (4..1000; not seconds, unlike
+        Device buffer of real devices: ``"low"`` (20 ms), ``"high"`` (the default,
+        :data:`DEFAULT_LATENCY`: 150 ms on the native PulseAudio host, 80 ms on ALSA) or
+        milliseconds (4..1000; not seconds, unlike
         python-sounddevice). More buffer survives a busy machine; it costs that much delay
         (small against a model's 500+ ms answer). What the host grants is in
         :meth:`stats` (``output_period_frames``, ``output_delay_ms``, ...).

@@ -40,28 +40,34 @@ pub enum DeviceSelector {
 pub enum Latency {
     /// 20 ms: the lowest delay that still works through a sound server on an idle machine.
     Low,
-    /// 80 ms: survives a machine whose cores are busy with other work, in full duplex.
+    /// The robust default for the host: 150 ms on the native PulseAudio host (whose
+    /// interrupts take back what the server holds, so the bigger buffer costs barge-in
+    /// nothing), 80 ms on ALSA (where an interrupt lets the device buffer play out).
+    /// Survives a machine whose cores are busy with other work, in full duplex.
     High,
     /// This many milliseconds of device buffer (4..=1000).
     Ms(f64),
 }
 
-/// The device buffer the engine asks for unless told otherwise: [`Latency::High`], 80 ms.
+/// The device buffer the engine asks for unless told otherwise: [`Latency::High`], 150 ms on
+/// the native PulseAudio host and 80 ms on ALSA.
 ///
 /// Chosen from gaps a listener hears, measured with an independent recorder (`pacat` on a
 /// PulseAudio 16.1 null sink's monitor, gaps = runs of >= 5 ms of near-silence inside a
-/// continuous tone), full duplex, gaps per minute at 20 / 80 / 150 ms of device buffer:
+/// continuous tone), full duplex, gaps per minute (benches/RESULTS.md has the runs):
 ///
-/// | load | 20 ms | 80 ms | 150 ms | PortAudio callback (35 ms) |
-/// |---|---|---|---|---|
-/// | idle | 22.5 | 0 | 0 | |
-/// | both cores busy with other processes | 656 | 22.1 | 0 | 202 |
-/// | Python holding the GIL 50 of every 100 ms | 22.4 | 0 | 0 | 487 |
-/// | both loads | 630 | 0 | 0 | 498 |
+/// | load | ALSA 20 ms | ALSA 80 ms | ALSA 150 ms | native 80 ms | native 150 ms |
+/// |---|---|---|---|---|---|
+/// | idle | 22.5 | 0-18 | 0-40 | 0 | 0 |
+/// | both cores busy with other processes | 656 | 22-147 | 0-12 | 0-12 | 0 |
+/// | Python holding the GIL 50 of every 100 ms | 22.4 | 0-130 | 0-26 | 0-6 | 0 |
+/// | both loads | 630 | 0-152 | 0-68 | 0-6 | 0 |
 ///
-/// 80 ms is the smallest buffer without gaps in three of the four cases; its cost, 60 ms
-/// more delay than `Low`, is small against a speech model's 500+ ms response time. Pass
-/// `Latency::Ms(150.0)` where the machine is busy all the time.
+/// On the native host 150 ms is the only buffer without gaps in every case, and its
+/// interrupts rewrite the server's queue, so barge-in stays at 8-15 ms whatever the buffer.
+/// On ALSA an interrupt lets the device buffer play out (67 ms at 80 ms, 128 ms at 150 ms),
+/// so 80 ms is kept there. The extra delay is small against a speech model's 500+ ms
+/// response time.
 pub const DEFAULT_LATENCY: Latency = Latency::High;
 
 impl Default for Latency {
@@ -71,12 +77,14 @@ impl Default for Latency {
 }
 
 impl Latency {
-    /// The device buffer in milliseconds.
-    pub fn buffer_ms(self) -> f64 {
-        match self {
-            Latency::Low => LOW_LATENCY_MS,
-            Latency::High => HIGH_LATENCY_MS,
-            Latency::Ms(ms) => ms,
+    /// The device buffer in milliseconds on `host` ([`Host::Pulse`] or [`Host::Alsa`];
+    /// [`Host::Auto`] counts as ALSA, the host it falls back to).
+    pub fn buffer_ms(self, host: Host) -> f64 {
+        match (self, host) {
+            (Latency::Low, _) => LOW_LATENCY_MS,
+            (Latency::High, Host::Pulse) => HIGH_LATENCY_NATIVE_PULSE_MS,
+            (Latency::High, _) => HIGH_LATENCY_MS,
+            (Latency::Ms(ms), _) => ms,
         }
     }
 
@@ -111,7 +119,8 @@ impl Latency {
         } else {
             Err(EngineError::InvalidInput(format!(
                 "latency must be 4-1000 ms of device buffer ('low' = {LOW_LATENCY_MS}, 'high' = \
-                 {HIGH_LATENCY_MS}), got {ms}"
+                 {HIGH_LATENCY_NATIVE_PULSE_MS} on the native PulseAudio host and \
+                 {HIGH_LATENCY_MS} on ALSA), got {ms}"
             )))
         }
     }
@@ -119,8 +128,10 @@ impl Latency {
 
 /// Device buffer of [`Latency::Low`], in milliseconds.
 pub const LOW_LATENCY_MS: f64 = 20.0;
-/// Device buffer of [`Latency::High`], in milliseconds.
+/// Device buffer of [`Latency::High`] on ALSA, in milliseconds.
 pub const HIGH_LATENCY_MS: f64 = 80.0;
+/// Device buffer of [`Latency::High`] on the native PulseAudio host, in milliseconds.
+pub const HIGH_LATENCY_NATIVE_PULSE_MS: f64 = 150.0;
 
 /// Which audio system real devices are opened through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -208,10 +219,10 @@ impl CpalConfig {
     pub fn realtime(&self) -> bool {
         self.realtime
     }
-    /// The device buffer asked for in milliseconds at `rate` Hz: two periods if
+    /// The device buffer asked for in milliseconds at `rate` Hz on `host`: two periods if
     /// `period_frames` is set, else the latency's.
-    pub fn buffer_ms(&self, rate: u32) -> f64 {
-        self.period_frames.map_or(self.latency.buffer_ms(), |p| {
+    pub fn buffer_ms(&self, rate: u32, host: Host) -> f64 {
+        self.period_frames.map_or(self.latency.buffer_ms(host), |p| {
             2000.0 * f64::from(p) / f64::from(rate.max(1))
         })
     }
@@ -462,7 +473,7 @@ fn choose_config(
 /// Frames per period to ask for: `period` if given, else half the latency's buffer (cpal
 /// asks for two periods), clamped to what the device reports.
 fn period_for(config: &SupportedStreamConfig, period: Option<u32>, latency: Latency) -> u32 {
-    let half_buffer = latency.buffer_ms() / 2000.0 * f64::from(config.sample_rate());
+    let half_buffer = latency.buffer_ms(Host::Alsa) / 2000.0 * f64::from(config.sample_rate());
     let wanted = period.unwrap_or((half_buffer.round() as u32).max(32));
     match *config.buffer_size() {
         SupportedBufferSize::Range { min, max } => wanted.clamp(min, max),

@@ -284,7 +284,8 @@ pub(crate) fn selector(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<D
     ))
 }
 
-/// The `latency` argument: `"low"` (20 ms of device buffer), `"high"` (80 ms, the default)
+/// The `latency` argument: `"low"` (20 ms of device buffer), `"high"` (the default: 150 ms on
+/// the native PulseAudio host, 80 ms on ALSA)
 /// or a number of milliseconds in 4..=1000. `None` is the default. A number below 4 is
 /// most likely seconds (python-sounddevice's unit), and the message says so.
 pub(crate) fn latency_from(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Latency> {
@@ -292,8 +293,8 @@ pub(crate) fn latency_from(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Latency> 
         return Ok(Latency::default());
     };
     let py = obj.py();
-    let takes = "latency must be 'low' (20 ms of device buffer), 'high' (80 ms) or a number of \
-                 milliseconds in 4..=1000";
+    let takes = "latency must be 'low' (20 ms of device buffer), 'high' (150 ms on the native \
+                 PulseAudio host, 80 ms on ALSA) or a number of milliseconds in 4..=1000";
     if let Ok(text) = obj.extract::<String>() {
         return match text.as_str() {
             "low" => Ok(Latency::Low),

@@ -4,7 +4,7 @@
 use std::sync::atomic::{Ordering::Acquire, Ordering::Relaxed};
 
 use crate::convert::to_dbfs;
-use crate::cpal_device::device_error_name;
+use crate::cpal_device::{device_error_name, Host};
 use crate::stats::{DeviceStatus, Stats};
 
 use super::{lock, Backend, Engine};
@@ -50,7 +50,10 @@ impl Engine {
         let granted = state.granted();
         let running = session.as_ref().is_some_and(|s| s.running.load(Acquire));
         let latency_requested_ms = match &self.config.backend {
-            Backend::Cpal(c) => c.buffer_ms(params.output_rate.max(params.input_rate)),
+            Backend::Cpal(c) => {
+                let host = if granted.host == "pulse" { Host::Pulse } else { Host::Alsa };
+                c.buffer_ms(params.output_rate.max(params.input_rate), host)
+            }
             Backend::Virtual(_) => 0.0,
         };
         let rt = |v: u8| {

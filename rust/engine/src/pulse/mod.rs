@@ -168,7 +168,7 @@ pub fn resolve(config: &CpalConfig, fade_ms: f64) -> Result<PulseDevices> {
     Ok(PulseDevices {
         output,
         input,
-        buffer_ms: config.buffer_ms(rate),
+        buffer_ms: config.buffer_ms(rate, Host::Pulse),
         period_frames: config.period_frames,
         fade_ms,
     })
