@@ -15,7 +15,8 @@ Python, as in a conversation.
 * **Barge-in** (idle): ``interrupt()`` during a long answer (3 s already queued) to the last
   sample >= -40 dBFS at the monitor, ``--interrupts`` times, and the same minus the round trip
   of a click through the implementation (play call to onset at the monitor).
-* **Capture latency** (idle): 10 ms clicks played into the sink by another ``pacat``; from
+* **Capture latency** (idle): 10 ms clicks (0.4-0.44 s apart, so they meet the capture
+  path's frames at different phases) played into the sink by another ``pacat``; from
   the click's onset at the monitor (recorder) to the arrival in Python of the 16 kHz chunk
   that holds it (duplex ``read()``, a naive sounddevice ``InputStream``).
 
@@ -49,7 +50,8 @@ LOADS = ("idle", "busy", "gil", "gil+busy")
 GAP_SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "pulse-80", "pulse-150", "sd-callback", "sd-callback-150",
                 "cookbook")
 BARGEIN_SUBJECTS = GAP_SUBJECTS
-CAPTURE_SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "duplex-80-noaec", "pulse-80", "pulse-150", "sd-input")
+CAPTURE_SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "duplex-80-noaec", "pulse-80", "pulse-150", "pulse-150-noaec",
+                    "sd-input")
 NOMINAL_DB = 20 * np.log10(TONE_AMP / np.sqrt(2))  # the tone's RMS level at the monitor, -13.5 dBFS
 GAP_DROP_DB = 20.0
 GAP_MIN_MS = 5.0
@@ -133,7 +135,7 @@ def analyse_capture(x: np.ndarray, t_of: Any, cap: np.ndarray, chunk_times: list
         if k >= len(chunk_times):
             continue
         t_arr = chunk_times[k]
-        # pair with the latest monitor onset before the arrival (clicks are 0.4 s apart)
+        # pair with the latest monitor onset before the arrival (clicks are >= 0.4 s apart)
         before = [t for t in mon_t if t <= t_arr and t_arr - t < 0.3]
         if before:
             lat.append((t_arr - before[-1]) * 1e3)
@@ -154,12 +156,19 @@ def _stats(prefix: str, v: list[float]) -> dict[str, Any]:
 
 
 def _click_train(path: str, n: int) -> None:
-    """``n`` 10 ms 1 kHz clicks 0.4 s apart at 48 kHz, after 0.2 s of silence."""
+    """``n`` 10 ms 1 kHz clicks 0.4-0.44 s apart at 48 kHz, after 0.2 s of silence.
+
+    The spacing steps by 4.1 ms a click (cycling over 40 ms) so that the clicks land at
+    different points of the capture path's 10 / 20 ms frames and chunks: clicks exactly
+    0.4 s apart all met it at the same phase, so each run measured one phase (p95 = median)
+    and runs differed by up to 18 ms."""
     t = np.arange(int(REC_RATE * CLICK_MS / 1000)) / REC_RATE
     click = CLICK_AMP * np.sin(2 * np.pi * 1000 * t)
-    gap = np.zeros(int(REC_RATE * 0.4) - len(click))
-    x = np.concatenate([np.zeros(REC_RATE // 5)] + [np.concatenate([click, gap]) for _ in range(n)])
-    x.astype("<f4").tofile(path)
+    parts = [np.zeros(REC_RATE // 5)]
+    for k in range(n):
+        spacing = 0.4 + (k * 0.0041) % 0.04
+        parts += [click, np.zeros(int(REC_RATE * spacing) - len(click))]
+    np.concatenate(parts).astype("<f4").tofile(path)
 
 
 def _spinners(n: int) -> list[subprocess.Popen[bytes]]:

@@ -11,12 +11,14 @@ parent's independent recorder, not here.
 
 Implementations (:data:`SUBJECTS`):
 
-* ``duplex-<ms>``: :class:`duplex.AudioEngine` on the default devices (cpal -> ALSA
-  ``default`` -> pulse plugin) with a device buffer of ``<ms>`` (``latency=<ms>`` once the
+* ``duplex-<ms>``: :class:`duplex.AudioEngine` on the default devices through cpal's ALSA
+  host (``host="alsa"``: ALSA ``default`` -> pulse plugin; before the native host became the
+  default this was the engine's default path) with a device buffer of ``<ms>`` (``latency=<ms>`` once the
   engine has it, else ``period_frames`` = half of it at 48 kHz); its capture read by a Python
   thread in 20 ms chunks; echo cancellation on, as in a conversation (``duplex-<ms>-noaec``: off).
 * ``pulse-<ms>``: the same engine on its native PulseAudio host (``host="pulse"``: its own
-  protocol client, a real-time device thread, interrupts that rewrite the server's queue).
+  protocol client, a real-time device thread, interrupts that rewrite the server's queue);
+  ``pulse-<ms>-noaec``: echo cancellation off.
 * ``sd-callback`` / ``sd-callback-150``: a python-sounddevice ``OutputStream`` at 24 kHz
   whose callback copies from a deque of chunks (latency: sounddevice's default, which is
   ``'high'``, about 35 ms here; or 150 ms), and an ``InputStream`` at 16 kHz, 20 ms blocks,
@@ -61,7 +63,8 @@ FEED_HEAD_MS = 200  # ... after a head start
 TONE_HZ, TONE_AMP = 1000.0, 0.3
 CLICK_MS, CLICK_AMP = 10.0, 0.5
 
-SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "duplex-80-noaec", "pulse-80", "pulse-150", "sd-callback",
+SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "duplex-80-noaec", "pulse-80", "pulse-150", "pulse-150-noaec",
+            "sd-callback",
             "sd-callback-150", "cookbook", "sd-input")
 
 
@@ -329,11 +332,12 @@ class CookbookSubject:
 
 def make_subject(name: str, output: bool = True) -> Any:
     """The implementation called ``name`` (one of :data:`SUBJECTS`), not started yet."""
-    if name.startswith("pulse-"):  # pulse-<ms>: duplex on its native PulseAudio host
-        return DuplexSubject(int(name.split("-")[1]), output=output, host="pulse")
-    if name.startswith("duplex-"):  # duplex-<ms>, or duplex-<ms>-noaec: echo cancellation off
+    # duplex-<ms> on cpal's ALSA host, pulse-<ms> on the native PulseAudio host; a -noaec
+    # suffix turns echo cancellation off.
+    if name.startswith(("pulse-", "duplex-")):
         parts = name.split("-")
-        return DuplexSubject(int(parts[1]), output=output, echo_cancellation=False if "noaec" in parts else None)
+        return DuplexSubject(int(parts[1]), output=output, host="pulse" if parts[0] == "pulse" else "alsa",
+                             echo_cancellation=False if "noaec" in parts else None)
     if name == "sd-callback":
         return SdCallbackSubject(None, output)
     if name == "sd-callback-150":
