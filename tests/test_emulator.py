@@ -637,7 +637,17 @@ def test_scenarios_compose_and_reject_unknown_names() -> None:
     assert s.names == ("bursty", "premature_turn_complete") and s.speed == 2.0 and s.bursty_period_s == 0.6
     assert s.premature_turn_complete_fraction == 0.5 and s.close_after_s is None
     assert Scenario(burst_s=0.5, speed=1).send_offset_s(1.5) == pytest.approx(1.0)
-    for bad in ("nope", "speed=fast", "speed=0", "colour=red"):
+    # A quoted value keeps its spaces, commas and plus signs (a sentence for the voice).
+    said = Scenario().apply("""slow+reply_template="Sunny, mild + dry all weekend.",speed=3""")
+    assert said.reply_template == "Sunny, mild + dry all weekend." and said.speed == 3.0
+    assert said.names == ("slow",)
+    assert Scenario().apply("text_reply_template='You wrote {text}'").text_reply_template == "You wrote {text}"
+    # A template that cannot be filled is refused up front, not at every answer.
+    for template in ('reply_template="Done.}"', 'reply_template="{minutes}"', 'tool_filler_template="{0}"'):
+        with pytest.raises(ScenarioError, match="cannot be filled"):
+            Scenario().apply(template)
+    assert Scenario().apply('reply_template="{{literal}} {seconds:.0f} s"').reply_template == "{{literal}} {seconds:.0f} s"
+    for bad in ("nope", "speed=fast", "speed=0", "colour=red", 'reply_template="unclosed, quote'):
         with pytest.raises(ScenarioError):
             Scenario().apply(bad)
 

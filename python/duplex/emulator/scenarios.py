@@ -13,6 +13,9 @@ overrides of any :class:`Scenario` field, e.g.::
     x-duplex-scenario: go_away,connection_lifetime_s=2,go_away_lead_s=1
     x-duplex-scenario: close_1011,close_after_s=0.5
     x-duplex-scenario: speed=8,burst_s=0.2
+    x-duplex-scenario: slow+reply_template="It is sunny, and mild all weekend."
+
+A quoted value keeps its spaces, commas and plus signs.
 """
 
 from __future__ import annotations
@@ -24,6 +27,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from .tools import parse_scenario_args
+
+#: One token of a scenario string: ``field="a quoted value"`` (or single quotes), else a run of
+#: characters up to the next ``+``, ``,`` or space.
+_TOKEN = re.compile(r"""[\w.]+=(?:"[^"]*"|'[^']*')|[^+,\s]+""")
+
+#: The templates of a :class:`Scenario` and sample values of the fields each may use.
+_TEMPLATE_FIELDS: dict[str, dict[str, Any]] = {
+    "reply_template": {"seconds": 1.5},
+    "text_reply_template": {"text": "hello"},
+    "input_transcription_template": {"seconds": 1.5},
+    "tool_reply_template": {"name": "local_time", "result": "12:00"},
+    "tool_filler_template": {"name": "local_time"},
+}
 
 #: The header a client sets (per connect) to choose a scenario.
 SCENARIO_HEADER = "x-duplex-scenario"
@@ -165,6 +181,16 @@ class Scenario:
             raise ScenarioError(f"tool_args: {exc}") from None
         if self.connection_lifetime_s <= 0 or self.go_away_lead_s < 0:
             raise ScenarioError("connection_lifetime_s must be > 0 and go_away_lead_s >= 0")
+        # A template that cannot be filled would fail every answer of the session (a traceback
+        # in the emulator and a 1011 close in a loop), so it is refused here with its fields.
+        for name, fields in _TEMPLATE_FIELDS.items():
+            try:
+                getattr(self, name).format(**fields)
+            except (ValueError, KeyError, IndexError, AttributeError) as exc:
+                raise ScenarioError(f"{name} {getattr(self, name)!r} cannot be filled "
+                                    f"({type(exc).__name__}: {exc}); it may use "
+                                    f"{', '.join('{' + k + '}' for k in fields) or 'no fields'}, "
+                                    "and a literal brace is written {{ or }}") from None
 
     def send_offset_s(self, audio_time_s: float) -> float:
         """Seconds after the answer's start at which audio starting at ``audio_time_s`` is sent."""
@@ -192,10 +218,13 @@ class Scenario:
     def apply(self, spec: str) -> Scenario:
         """This scenario refined by a scenario string (presets and ``field=value`` tokens)."""
         scenario = self
-        for token in (t for t in re.split(r"[+,\s]+", spec.strip()) if t):
+        for token in _TOKEN.findall(spec):
             if "=" in token:
                 key, _, raw = token.partition("=")
-                scenario = scenario._set(key.strip(), raw.strip())
+                raw = raw.strip()
+                if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+                    raw = raw[1:-1]  # a quoted value keeps its spaces, commas and plus signs
+                scenario = scenario._set(key.strip(), raw)
             elif token in PRESETS:
                 names = scenario.names if scenario.names != ("normal",) else ()
                 if token == "normal":
