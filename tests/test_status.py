@@ -130,6 +130,13 @@ def test_session_figures_average_the_whole_session_not_the_last_period():
         text = format_summary(engine.stats(), session)
     assert "mic -23.0 dBFS mean, -3.0 peak" in text and "-120" not in text.split("levels")[1].split("\n")[0]
     assert text.splitlines()[0].startswith("devices ")
+    # The virtual device has echo cancellation off unless asked: the summary says so, and
+    # says so when it is on, with the canceller's figures.
+    assert "echo        not cancelled" in text and "host virtual" in text
+    with duplex.AudioEngine(backend=duplex.VirtualDevice(speed=20.0), echo_cancellation=True) as engine:
+        engine.read(timeout=2.0)
+        on = format_summary(engine.stats(), None)
+    assert "echo        cancelled (sonora)" in on and "us per 10 ms frame" in on
 
 
 def test_device_gaps_show_on_the_status_line_when_there_are_any():
