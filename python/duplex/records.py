@@ -191,13 +191,14 @@ class Stats:
                 f"({self.input_device_overrun_ms:.0f} ms), backend xruns out {self.output_backend_xruns} / "
                 f"in {self.input_backend_xruns}; jitter buffer {self.jitter_buffer_ms:.0f} ms; threads "
                 f"{self.output_thread or '-'} / {self.input_thread or '-'}",
-                f"echo        "
-                + (
-                    f"cancelled ({self.echo_backend}): {self.echo_frames} frames, "
-                    f"ERLE {self.echo_erle_db:.0f} dB, delay {self.echo_delay_ms:.0f} ms, "
-                    f"{self.echo_cost_mean_us:.0f} us per 10 ms frame"
-                    if self.echo_cancellation
-                    else "not cancelled"
-                ),
+                f"echo        {self.echo_summary()}",
             ]
         )
+
+    def echo_summary(self) -> str:
+        """One line on the echo canceller: whether it ran, and its figures if it did."""
+        if not self.echo_cancellation:
+            return "not cancelled"
+        return (f"cancelled ({self.echo_backend}): {self.echo_frames} frames, ERLE {self.echo_erle_db:.0f} dB "
+                f"as the canceller reports it, echo delay {self.echo_delay_ms:.0f} ms, "
+                f"{self.echo_cost_mean_us:.0f} us per 10 ms frame, {self.echo_realignments} realignments")

@@ -96,11 +96,8 @@ def format_summary(stats: Stats, session: SessionFigures | None) -> str:
         f"engine; {s.latency_requested_ms:.0f} ms buffer asked, periods out {s.output_period_frames} / "
         f"in {s.input_period_frames} frames granted, delay out {s.output_delay_ms:.0f} ms; jitter buffer "
         f"{s.jitter_buffer_ms:.0f} ms" + (f"; host {s.host}" if s.host else ""),
-        "echo        " + (
-            f"cancelled ({s.echo_backend}): {s.echo_frames} frames, ERLE {s.echo_erle_db:.0f} dB as the "
-            f"canceller reports it, echo delay {s.echo_delay_ms:.0f} ms, {s.echo_cost_mean_us:.0f} us per 10 ms "
-            f"frame, {s.echo_realignments} realignments"
-            if s.echo_cancellation else "not cancelled (wear headphones, or drop --no-echo-cancellation)"),
+        f"echo        {s.echo_summary()}"
+        + ("" if s.echo_cancellation else " (wear headphones, or drop --no-echo-cancellation)"),
     ]
     return "\n".join(lines)
 
