@@ -57,11 +57,13 @@ pub struct PlaybackShared {
     /// Interrupts so far (producer only): a device that flushes below the ring (the native
     /// PulseAudio host) acts on each new one, even when the ring itself was empty.
     interrupts: AtomicU64,
-    /// Consumed frames a device still holds unplayed (written by that device's thread from
-    /// its read index; 0 where unknown): an interrupt reports them as not heard.
-    device_ahead: AtomicU64,
-    /// When `device_ahead` was measured ([`mono_ns`]): it shrinks as the device plays on.
-    device_ahead_ns: AtomicU64,
+    /// Where the listener was, as a `consumed` position plus one (0: the device does not
+    /// say, so all that was consumed counts as heard). Written by a device thread that knows
+    /// its read index (the native PulseAudio host). A position rather than a count of
+    /// frames ahead, so audio consumed after the measurement is not counted as heard.
+    listener_at: AtomicU64,
+    /// When `listener_at` was measured ([`mono_ns`]): the listener moves on at the device rate.
+    listener_at_ns: AtomicU64,
     /// Wakes a device thread that sleeps in `poll` when an interrupt comes (created by the
     /// device on first use, lives as long as the positions).
     #[cfg(target_os = "linux")]
@@ -74,23 +76,30 @@ impl PlaybackShared {
         self.interrupts.load(Acquire)
     }
 
-    /// Publishes how many consumed frames the device holds unplayed, measured now (device
-    /// thread; atomics only).
+    /// Publishes that the device holds `frames` of what has been consumed so far unplayed,
+    /// measured now; 0 also means "nothing known ahead" (device thread; atomics only).
     pub fn set_device_ahead(&self, frames: u64) {
-        self.device_ahead_ns.store(mono_ns(), Relaxed);
-        self.device_ahead.store(frames, Release);
+        if frames == 0 {
+            self.listener_at.store(0, Release);
+            return;
+        }
+        let consumed = self.consumed.load(Acquire);
+        self.listener_at_ns.store(mono_ns(), Relaxed);
+        self.listener_at
+            .store(consumed.saturating_sub(frames) + 1, Release);
     }
 
-    /// Consumed frames the device still holds unplayed now: the last measurement, less
-    /// what the device has played since at `rate` Hz.
-    pub fn device_ahead_now(&self, rate: u32) -> u64 {
-        let ahead = self.device_ahead.load(Acquire);
-        if ahead == 0 {
-            return 0;
+    /// The `consumed` position the listener has reached now: the last measurement moved on
+    /// by the time since at `rate` Hz, never past what was consumed.
+    pub fn heard_position(&self, rate: u32) -> u64 {
+        let consumed = self.consumed.load(Acquire);
+        let at = self.listener_at.load(Acquire);
+        if at == 0 {
+            return consumed;
         }
-        let since = mono_ns().saturating_sub(self.device_ahead_ns.load(Relaxed));
+        let since = mono_ns().saturating_sub(self.listener_at_ns.load(Relaxed));
         let played = (u128::from(since) * u128::from(rate) / 1_000_000_000) as u64;
-        ahead.saturating_sub(played)
+        (at - 1).saturating_add(played).min(consumed)
     }
 
     /// An eventfd that becomes readable at every interrupt, for a device thread to `poll`.
@@ -368,8 +377,8 @@ impl PlaybackProducer {
     pub fn interrupt(&mut self) -> InterruptReport {
         let pushed = self.shared.pushed.load(Relaxed);
         let consumed = self.shared.consumed.load(Acquire);
-        // What the device still holds was consumed but not heard (0 unless the device says).
-        let heard = consumed.saturating_sub(self.shared.device_ahead_now(self.device_rate));
+        // What the device still holds was consumed but not heard (all heard unless it says).
+        let heard = self.shared.heard_position(self.device_rate);
         let report = self.report(heard, pushed);
         let already_flushed = self.shared.flush_to.load(Relaxed).max(consumed);
         // Audio still inside the resampler never reaches the ring: it is flushed here, and

@@ -112,6 +112,38 @@ fn audio_pushed_after_the_interrupt_is_kept() {
 }
 
 #[test]
+fn heard_ms_leaves_out_what_the_device_holds_and_what_was_consumed_since() {
+    let (mut producer, mut cb, _) = setup();
+    producer
+        .try_play(&sine_i16(24_000, 440.0, 0.5, 48_000))
+        .unwrap();
+    // 20 periods consumed (9 600 frames, 200 ms at 48 kHz); the device says it still
+    // holds 100 ms of them, as the native PulseAudio host does from its read index.
+    render(&mut cb, 20);
+    let shared = std::sync::Arc::clone(cb.renderer_mut().shared());
+    shared.set_device_ahead(4_800);
+    // Then 15 more periods (150 ms) are handed to the device before the next measurement:
+    // they are in its queue, not heard, and the measurement (about now) must not count them.
+    render(&mut cb, 15);
+    let report = producer.interrupt();
+    assert!(
+        (100.0..110.0).contains(&report.heard_ms()),
+        "heard {} ms: 200 ms consumed, 100 ms of it still in the device when measured \
+         (plus the few ms since)",
+        report.heard_ms()
+    );
+
+    // A device that says nothing (0) leaves all that was consumed counted as heard.
+    let (mut producer, mut cb, _) = setup();
+    producer
+        .try_play(&sine_i16(24_000, 440.0, 0.5, 48_000))
+        .unwrap();
+    render(&mut cb, 20);
+    cb.renderer_mut().shared().set_device_ahead(0);
+    assert!((producer.interrupt().heard_ms() - 200.0).abs() < 0.5);
+}
+
+#[test]
 fn flush_of_a_waiting_turn_drops_it_silently() {
     let (mut producer, mut cb, stats) = setup();
     // Less than the prebuffer: the turn waits, then is interrupted before it ever sounds.
