@@ -22,7 +22,10 @@
 set -euo pipefail
 exec </dev/null
 
-PKGS=(pulseaudio pulseaudio-utils alsa-utils libasound2-plugins)
+# PipeWire with pipewire-pulse and WirePlumber too: the native host's tests also run on a
+# PipeWire null sink (python/duplex/testing/pipewire_server.py). They install next to
+# PulseAudio; only pipewire-alsa conflicts with it, and it is not needed.
+PKGS=(pulseaudio pulseaudio-utils alsa-utils libasound2-plugins pipewire pipewire-pulse wireplumber)
 
 log() { printf 'audio-server: %s\n' "$*" >&2; }
 

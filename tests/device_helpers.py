@@ -1,5 +1,5 @@
-"""Shared by the real-device test modules: a PulseAudio null-sink fixture, a test tone and a
-bounded wait (one copy, not one per module)."""
+"""Shared by the real-device test modules: null-sink server fixtures (PulseAudio, and PipeWire
+through pipewire-pulse), a test tone and a bounded wait (one copy, not one per module)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,35 @@ import pytest
 
 import duplex
 from duplex.testing.audio_server import available, pulse_null_sink
+from duplex.testing.pipewire_server import pipewire_available, pipewire_null_sink
 
 PLAY_HZ = duplex.PLAY_RATE_HZ
 
 
-@pytest.fixture
-def server():
-    """A fresh PulseAudio server with a null sink; skipped where PulseAudio is missing (failed
-    under CI, where it must be there)."""
-    if not available():
-        msg = "PulseAudio is not installed; install it with: scripts/audio-server.sh install"
+SERVERS = {
+    "pulseaudio": (available, pulse_null_sink, "PulseAudio is not installed; install it with: "
+                   "scripts/audio-server.sh install"),
+    "pipewire": (pipewire_available, pipewire_null_sink, "PipeWire is not installed; install it with: "
+                 "scripts/audio-server.sh install"),
+}
+
+
+def null_sink_server(kind: str):
+    """Yields a fresh null-sink server of ``kind`` (a key of :data:`SERVERS`); skips where it is
+    not installed (fails under CI, where it must be there)."""
+    installed, start, msg = SERVERS[kind]
+    if not installed():
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
-    with pulse_null_sink() as srv:
+    with start() as srv:
         yield srv
+
+
+@pytest.fixture
+def server():
+    """A fresh PulseAudio server with a null sink."""
+    yield from null_sink_server("pulseaudio")
 
 
 def tone(seconds: float, freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:

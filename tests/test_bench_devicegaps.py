@@ -33,6 +33,23 @@ def test_gaps_counts_silent_runs_inside_the_tone_only():
     assert r["onset_ms"] > 200  # the tone started 250 ms after the mark
 
 
+def test_breaks_find_what_the_gap_windows_miss_and_nothing_in_a_clean_tone():
+    t_of, i_of = _clock()
+    x = np.concatenate([np.zeros(RATE // 2, np.float32), _tone(3.0), np.zeros(RATE // 2, np.float32)])
+    assert dg.analyse_gaps(x, RATE, t_of, i_of, {"tone": t_of(RATE // 4)})["breaks"] == 0
+    a = RATE // 2
+    # 2 ms of silence inserted (a server's short underrun): too short for a gap, one break.
+    x = np.concatenate([x[: a + RATE], np.zeros(RATE // 500, np.float32), x[a + RATE :]])
+    # 37 samples dropped (a skipped block): the tone jumps phase, level unchanged.
+    x = np.concatenate([x[: a + 2 * RATE], x[a + 2 * RATE + 37 :]])
+    r = dg.analyse_gaps(x, RATE, t_of, i_of, {"tone": t_of(RATE // 4)})
+    assert r["gaps"] == 0 and r["breaks"] == 2, r
+    # A gap is also a break (its two ends, 10 ms apart, count once).
+    x[a + RATE // 2 : a + RATE // 2 + RATE // 100] = 0
+    r = dg.analyse_gaps(x, RATE, t_of, i_of, {"tone": t_of(RATE // 4)})
+    assert r["gaps"] == 1 and r["breaks"] == 3, r
+
+
 def test_gaps_of_a_silent_run_is_not_zero():
     t_of, i_of = _clock()
     r = dg.analyse_gaps(np.zeros(RATE, np.float32), RATE, t_of, i_of, {"tone": t_of(0)})

@@ -4,7 +4,9 @@ Judged by an independent recorder (``pacat --record`` of the sink's monitor, a s
 process) and in stream frames, never by wall-clock bounds: the tone is heard, capture
 delivers the monitor, the granted buffer is read back, an interrupt takes back what the
 server already holds (ending in a fade, not a click), the playback accounting identity
-holds exactly after interrupts, and a server that dies and comes back is survived.
+holds exactly after interrupts, and a server that dies and comes back is survived. Every
+test runs on PulseAudio and on PipeWire's PulseAudio server (pipewire-pulse), where the same
+host serves a PipeWire desktop.
 """
 
 from __future__ import annotations
@@ -22,20 +24,26 @@ from duplex.errors import DeviceError, InvalidInputError
 
 pytestmark = pytest.mark.sound_server
 
-from device_helpers import server, tone, wait_until  # noqa: E402,F401  (server: a fixture)
+from device_helpers import SERVERS, null_sink_server, tone, wait_until  # noqa: E402
+
+@pytest.fixture(params=tuple(SERVERS))
+def server(request):
+    """A fresh null-sink server: PulseAudio, then PipeWire with pipewire-pulse."""
+    yield from null_sink_server(request.param)
+
 
 RATE = 48_000
 
 
 class Recorder:
-    """``pacat --record`` of the monitor (mono float32) into a temp file."""
+    """``pacat --record`` of the monitor (stereo float32, the left channel kept) into a temp file."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], latency_ms: float = 10.0) -> None:
         fd, self.path = tempfile.mkstemp(suffix=".f32")
         self.f = os.fdopen(fd, "wb")
         self.proc = subprocess.Popen(
             ["pacat", "--record", "-d", "nullsink.monitor", "--raw", "--format=float32le",
-             "--channels=1", f"--rate={RATE}", "--latency-msec=10"],
+             "--channels=2", f"--rate={RATE}", f"--latency-msec={latency_ms:g}"],
             stdout=self.f, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, **env}, start_new_session=True)
 
@@ -49,7 +57,8 @@ class Recorder:
         self.f.close()
         x = np.fromfile(self.path, dtype="<f4")
         os.unlink(self.path)
-        return x
+        # The left channel: servers downmix to mono differently (PipeWire 3 dB louder).
+        return x[: 2 * (len(x) // 2)].reshape(-1, 2)[:, 0].copy()
 
 
 def drain_stats(engine: duplex.AudioEngine) -> duplex.Stats:
@@ -59,7 +68,7 @@ def drain_stats(engine: duplex.AudioEngine) -> duplex.Stats:
 
 
 def test_native_host_plays_a_tone_heard_by_an_independent_recorder(server):
-    rec = Recorder(server.env)
+    rec = Recorder(server.env, server.recorder_latency_ms)
     time.sleep(0.3)
     with duplex.AudioEngine(input_device=False, host="pulse", latency=80) as engine:
         engine.play(tone(1.5, 440.0, 0.3), timeout=5)
@@ -105,14 +114,14 @@ def test_capture_delivers_the_monitor(server):
     assert level > 0.1, f"capture does not hear the tone on the monitor (rms {level:.3f})"
 
 
-def _interrupt_take(env: dict[str, str], latency_ms: float, tries: int = 3) -> dict:
+def _interrupt_take(env: dict[str, str], latency_ms: float, recorder_ms: float, tries: int = 3) -> dict:
     from duplex.bench.host_flush import run_method
 
     # A starved take (the tone had a gap, or it was not sounding at the interrupt) tests
     # nothing: retry those (the row's own validity), never the judgement.
     row: dict = {}
     for _ in range(tries):
-        row = run_method("duplex-pulse", latency_ms, env)
+        row = run_method("duplex-pulse", latency_ms, env, recorder_ms=recorder_ms)
         if row.get("valid") and "heard_beyond_report_frames" in row:
             return row
     pytest.skip(f"no clean take in {tries} tries: {row}")
@@ -120,7 +129,7 @@ def _interrupt_take(env: dict[str, str], latency_ms: float, tries: int = 3) -> d
 
 @pytest.mark.parametrize("latency_ms", [80, 150])
 def test_interrupt_ends_sound_at_the_sink_well_under_the_buffer_with_a_fade(server, latency_ms):
-    row = _interrupt_take(server.env, latency_ms)
+    row = _interrupt_take(server.env, latency_ms, server.recorder_latency_ms)
     # In stream frames: tone the recorder heard beyond what the engine reported heard at
     # the interrupt (from the server's read index). The ALSA path plays the whole buffer
     # out; here at most the sink's fill, the margin and the fade remain.

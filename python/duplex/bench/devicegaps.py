@@ -9,8 +9,9 @@ Python, as in a conversation.
 * **Gaps** (per load and implementation, ``--seconds`` each): a continuous 1 kHz tone fed
   like the service (40 ms chunks, 1.25x real time after a 200 ms head start); a gap is a run
   of >= 5 ms of 1 ms RMS windows more than 20 dB below the tone, between its onset and its
-  end at the monitor. Loads: ``idle``; ``busy`` (two other processes spinning, so both cores
-  are busy); ``gil`` (the subject's process holds the GIL 50 ms of every 100 ms with a C
+  end at the monitor; a break is any sample where the tone stops being a sine (a cut, an
+  inserted silence or a skipped block, however short: gaps included). Loads: ``idle``;
+  ``busy`` (two other processes spinning, so both cores are busy); ``gil`` (the subject's process holds the GIL 50 ms of every 100 ms with a C
   call); ``gil+busy``. Next to what was heard: the implementation's own counters.
 * **Barge-in** (idle): ``interrupt()`` during a long answer (3 s already queued) to the last
   sample >= -40 dBFS at the monitor, ``--interrupts`` times, and the same minus the round trip
@@ -22,6 +23,7 @@ Python, as in a conversation.
 
     python -m duplex.bench.devicegaps                 # the full run, about 10 minutes
     python -m duplex.bench.devicegaps --quick         # smoke: 2 s cells, about 3.5 minutes
+    python -m duplex.bench.devicegaps --server pipewire   # the same on PipeWire (pipewire-pulse)
     duplex bench --devices [--quick]                  # the same from the CLI
 """
 
@@ -40,13 +42,22 @@ from typing import Any
 import numpy as np
 
 from ..testing.audio_server import available, pulse_null_sink
+from ..testing.pipewire_server import pipewire_available, pipewire_null_sink
 from .devicegaps_report import markdown, plot
-from .devicegaps_subjects import CLICK_AMP, CLICK_MS, SUBJECTS, TONE_AMP
-from .monitor import MonitorRecorder, envelope_db, find_gaps
+from .devicegaps_subjects import CLICK_AMP, CLICK_MS, SUBJECTS, TONE_AMP, TONE_HZ
+from .monitor import MonitorRecorder, envelope_db, find_discontinuities, find_gaps
 
 __all__ = ["run", "main", "analyse_gaps", "analyse_bargein", "analyse_capture", "LOADS", "GAP_SUBJECTS"]
 
 LOADS = ("idle", "busy", "gil", "gil+busy")
+#: The sound servers a run can use, each giving PulseAudio clients a null sink ``nullsink``:
+#: description, installed?, context manager, what is missing.
+SERVERS = {
+    "pulseaudio": ("PulseAudio null sink 48 kHz stereo", available, pulse_null_sink,
+                   "pulseaudio/pactl/pacat not installed (scripts/audio-server.sh install)"),
+    "pipewire": ("PipeWire null sink 48 kHz stereo, served by pipewire-pulse", pipewire_available,
+                 pipewire_null_sink, "pipewire/wireplumber/pipewire-pulse not installed"),
+}
 GAP_SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "pulse-80", "pulse-150", "sd-callback", "sd-callback-150",
                 "cookbook")
 BARGEIN_SUBJECTS = GAP_SUBJECTS
@@ -73,11 +84,13 @@ def analyse_gaps(x: np.ndarray, rate: int, t_of: Any, i_of: Any, marks: dict[str
     a, b = start + int(loud[0]) + 20, start + int(loud[-1]) - 20  # onset+20 ms .. end-20 ms
     seg = env[a:b]
     gaps = find_gaps(seg, NOMINAL_DB, drop_db=GAP_DROP_DB, min_ms=GAP_MIN_MS) if len(seg) else []
+    breaks = find_discontinuities(x[a * w : b * w], rate, TONE_HZ, TONE_AMP)
     minutes = max(len(seg), 1) / 1000 / 60
     return {"heard": True, "onset_ms": round((t_of(a * w) - marks["tone"]) * 1e3 - 20, 1),
             "window_s": round(len(seg) / 1000, 2), "gaps": len(gaps),
             "gaps_per_min": round(len(gaps) / minutes, 1), "gap_ms": round(sum(gaps), 1),
-            "gap_max_ms": round(max(gaps, default=0.0), 1)}
+            "gap_max_ms": round(max(gaps, default=0.0), 1),
+            "breaks": len(breaks), "breaks_per_min": round(len(breaks) / minutes, 1)}
 
 
 def _onset(x: np.ndarray, i0: int, i1: int, level: float = AUDIBLE) -> int | None:
@@ -189,8 +202,10 @@ def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def run_cell(task: str, subject: str, env: dict[str, str], tmp: str, load: str = "idle",
-             seconds: float = 15.0, interrupts: int = 8, clicks: int = 10) -> dict[str, Any]:
-    """One child process running ``subject`` on ``task`` while the recorder listens."""
+             seconds: float = 15.0, interrupts: int = 8, clicks: int = 10,
+             recorder_ms: float = 10.0) -> dict[str, Any]:
+    """One child process running ``subject`` on ``task`` while the recorder (asking the
+    server for ``recorder_ms`` of latency) listens."""
     spec: dict[str, Any] = {"task": task, "subject": subject, "seconds": seconds, "gil": "gil" in load,
                             "interrupts": interrupts, "seed": 7}
     if task == "capture":
@@ -199,7 +214,7 @@ def run_cell(task: str, subject: str, env: dict[str, str], tmp: str, load: str =
         _click_train(spec["click_file"], clicks)
     out_path = os.path.join(tmp, "child.json")
     row: dict[str, Any] = {"task": task, "subject": subject, "load": load, "loadavg_start": os.getloadavg()[0]}
-    mon = MonitorRecorder(env, os.path.join(tmp, "monitor.f32"), REC_RATE)
+    mon = MonitorRecorder(env, os.path.join(tmp, "monitor.f32"), REC_RATE, recorder_ms)
     spin = _spinners(2) if "busy" in load else []
     try:
         time.sleep(0.2)
@@ -235,11 +250,13 @@ def run_cell(task: str, subject: str, env: dict[str, str], tmp: str, load: str =
 
 def run(quick: bool = False, seconds: float | None = None, repeat: int = 1,
         subjects: tuple[str, ...] | None = None, loads: tuple[str, ...] | None = None,
-        progress: bool = True, tasks: tuple[str, ...] = ("gaps", "bargein", "capture")) -> dict[str, Any]:
-    """Runs the gap, barge-in and capture cells on a fresh null sink; returns rows and meta."""
-    if not available():
-        reason = "pulseaudio/pactl/pacat not installed (scripts/audio-server.sh install)"
-        return {"rows": [], "skipped": reason}
+        progress: bool = True, tasks: tuple[str, ...] = ("gaps", "bargein", "capture"),
+        server: str = "pulseaudio") -> dict[str, Any]:
+    """Runs the gap, barge-in and capture cells on a fresh null sink of ``server`` (a key of
+    :data:`SERVERS`); returns rows and meta."""
+    description, installed, null_sink, missing = SERVERS[server]
+    if not installed():
+        return {"rows": [], "skipped": missing}
     seconds = seconds or (2.0 if quick else 15.0)
     loads = loads or LOADS
     gap_subjects = tuple(s for s in (subjects or GAP_SUBJECTS) if s in GAP_SUBJECTS)
@@ -256,14 +273,16 @@ def run(quick: bool = False, seconds: float | None = None, repeat: int = 1,
         plan += [("capture", s, "idle") for s in cap_subjects if "capture" in tasks]
     rows: list[dict[str, Any]] = []
     began = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="duplex-devicegaps-") as tmp, pulse_null_sink() as srv:
-        meta: dict[str, Any] = {"server": "PulseAudio null sink 48 kHz stereo", "startup_s": round(srv.startup_s, 2),
+    with tempfile.TemporaryDirectory(prefix="duplex-devicegaps-") as tmp, null_sink() as srv:
+        meta: dict[str, Any] = {"server": description, "startup_s": round(srv.startup_s, 2),
                                 "sink_latency_us": srv.sink_latency_us(), "seconds": seconds, "repeat": repeat,
                                 "interrupts": interrupts, "clicks": clicks, "quick": quick,
-                                "loadavg_start": os.getloadavg(), "cpus": os.cpu_count()}
+                                "loadavg_start": os.getloadavg(), "cpus": os.cpu_count(),
+                                "recorder_latency_ms": srv.recorder_latency_ms}
         for n, (task, subject, load) in enumerate(plan, 1):
             try:
-                row = run_cell(task, subject, srv.env, tmp, load, seconds, interrupts, clicks)
+                row = run_cell(task, subject, srv.env, tmp, load, seconds, interrupts, clicks,
+                               srv.recorder_latency_ms)
             except Exception as e:  # noqa: BLE001 - report, keep going
                 row = {"task": task, "subject": subject, "load": load, "error": f"{type(e).__name__}: {e}"}
             rows.append(row)
@@ -279,7 +298,8 @@ def _line(r: dict[str, Any]) -> str:
     if "error" in r:
         return head + f" ERROR {r['error']}"
     if r["task"] == "gaps":
-        return head + f" heard {r.get('gaps')} gaps ({r.get('gaps_per_min')}/min, {r.get('gap_ms')} ms)  " \
+        return head + f" heard {r.get('gaps')} gaps ({r.get('gaps_per_min')}/min, {r.get('gap_ms')} ms), " \
+                      f"{r.get('breaks')} breaks  " \
                       f"own: {_own(r)}  load {r['loadavg_start']:.1f}"
     if r["task"] == "bargein":
         return head + f" raw median {r.get('raw_median_ms')} p95 {r.get('raw_p95_ms')} ms, rt {r.get('roundtrip_ms')} ms"
@@ -312,6 +332,8 @@ def add_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:
         p.add_argument("--quick", action="store_true", help="smoke test: 2 s cells, 2 interrupts, 3 clicks")
         p.add_argument("--seconds", type=float, help="seconds of tone per gap cell (default 15, quick 2)")
         p.add_argument("--out", help="folder for devicegaps.json, devicegaps.md and devicegaps.png")
+    p.add_argument(f"--{prefix}server", choices=tuple(SERVERS), default="pulseaudio",
+                   help="the sound server to start (default pulseaudio)")
     p.add_argument(f"--{prefix}repeat", type=int, default=1, help="repetitions of the whole plan (default 1)")
     p.add_argument(f"--{prefix}subjects", nargs="+", metavar="NAME", help=f"implementations (of {' '.join(SUBJECTS)})")
     p.add_argument(f"--{prefix}loads", nargs="+", metavar="NAME", help=f"loads (of {' '.join(LOADS)})")
@@ -326,7 +348,7 @@ def run_cli(a: argparse.Namespace, prefix: str = "") -> int:
     get = lambda k: getattr(a, prefix + k, None)  # noqa: E731
     res = run(quick=bool(a.quick), seconds=a.seconds, repeat=get("repeat") or 1,
               subjects=tuple(get("subjects") or ()) or None, loads=tuple(get("loads") or ()) or None,
-              tasks=tuple(get("tasks") or ("gaps", "bargein", "capture")))
+              tasks=tuple(get("tasks") or ("gaps", "bargein", "capture")), server=get("server") or "pulseaudio")
     if "skipped" in res:
         print(f"skipped: {res['skipped']}")
         return 0

@@ -48,7 +48,8 @@ def markdown(res: dict[str, Any]) -> str:
     rows, meta = res["rows"], res["meta"]
     gaps = _ok(rows, "gaps")
     loads = [x for x in LOADS if any(r["load"] == x for r in gaps)]
-    out = [f"Server: {meta['server']}, sink latency {meta.get('sink_latency_us')} µs at start; "
+    out = [f"Server: {meta['server']}, sink latency {meta.get('sink_latency_us')} µs at start, "
+           f"recorder latency {meta.get('recorder_latency_ms', 10):g} ms; "
            f"{meta['seconds']:g} s of tone per gap cell, {meta['repeat']} repetition(s), "
            f"{meta['interrupts']} interrupts and {meta['clicks']} clicks per barge-in/capture cell; "
            f"load average {meta['loadavg_start'][0]:.2f} at start, {meta['loadavg_end'][0]:.2f} at end "
@@ -59,14 +60,15 @@ def markdown(res: dict[str, Any]) -> str:
     for s in _order(gaps):
         cells = [", ".join(_fmt(v) for v in cell_values(rows, s, x)) or "—" for x in loads]
         out.append(f"| {s} | " + " | ".join(cells) + " |")
-    out += ["", "**Counters vs heard** (gaps heard / what the implementation's own counters said, per run):", "",
-            "| implementation | load | heard gaps (ms lost) | own counters | load avg |",
-            "| --- | --- | --- | --- | --- |"]
+    out += ["", "**Counters vs heard** (gaps heard; breaks: every sample where the tone stopped being a sine, "
+            "gaps included; what the implementation's own counters said, per run):", "",
+            "| implementation | load | heard gaps (ms lost) | breaks | own counters | load avg |",
+            "| --- | --- | --- | --- | --- | --- |"]
     for s in _order(gaps):
         for x in loads:
             for r in (r for r in gaps if r["subject"] == s and r["load"] == x):
-                out.append(f"| {s} | {x} | {_fmt(r.get('gaps'))} ({_fmt(r.get('gap_ms'))}) | {_own_count(r)} "
-                           f"| {r['loadavg_start']:.1f} |")
+                out.append(f"| {s} | {x} | {_fmt(r.get('gaps'))} ({_fmt(r.get('gap_ms'))}) | {_fmt(r.get('breaks'))} "
+                           f"| {_own_count(r)} | {r['loadavg_start']:.1f} |")
     b = _ok(rows, "bargein")
     if b:
         out += ["", "**Barge-in**: `interrupt()` to the last sample >= -40 dBFS at the monitor (ms), and the same "

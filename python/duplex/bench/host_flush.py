@@ -235,11 +235,13 @@ def _valid(row: dict[str, Any]) -> bool:
 
 
 def run_method(method: str, latency_ms: float, env: dict[str, str], *, tone_s: float = 1.0,
-               margin_ms: float = 2.0) -> dict[str, Any]:
-    """One run of ``method`` with a device buffer of ``latency_ms``, recorded by ``pacat``."""
+               margin_ms: float = 2.0, recorder_ms: float = 10.0) -> dict[str, Any]:
+    """One run of ``method`` with a device buffer of ``latency_ms``, recorded by ``pacat``
+    (asking the server for ``recorder_ms`` of latency: the server's ``recorder_latency_ms``)."""
     from .monitor import MonitorRecorder
 
-    mon = MonitorRecorder(env, os.path.join(tempfile.gettempdir(), f"duplex-hf-{os.getpid()}.f32"))
+    mon = MonitorRecorder(env, os.path.join(tempfile.gettempdir(), f"duplex-hf-{os.getpid()}.f32"),
+                          latency_ms=recorder_ms)
     marks: dict[str, float] = {}
     try:
         time.sleep(0.3)
@@ -279,7 +281,7 @@ def run(latencies: list[float], methods: list[str], reps: int, margin_ms: float 
         for rep in range(reps):
             for lat in latencies:
                 for m in methods:
-                    row = run_method(m, lat, srv.env, margin_ms=margin_ms)
+                    row = run_method(m, lat, srv.env, margin_ms=margin_ms, recorder_ms=srv.recorder_latency_ms)
                     row["rep"] = rep
                     rows.append(row)
                     print(json.dumps(row), flush=True)

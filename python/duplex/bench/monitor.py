@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-__all__ = ["MonitorRecorder", "envelope_db", "find_gaps"]
+__all__ = ["MonitorRecorder", "envelope_db", "find_gaps", "find_discontinuities"]
 
 WIN_MS = 1.0  # envelope window: one period of the 1 kHz test tone
 GAP_DB = 20.0  # a gap: envelope this far below the tone's level ...
@@ -43,6 +43,27 @@ def find_gaps(env: np.ndarray, level_db: float, win_ms: float = WIN_MS,
     return [float(r) for r in runs if r > min_ms]
 
 
+def find_discontinuities(x: np.ndarray, rate: int, freq: float, amp: float,
+                         merge_ms: float = 20.0) -> list[int]:
+    """Sample indices where a steady sine of ``freq`` and amplitude ``amp`` breaks.
+
+    A sine obeys ``x[n+1] + x[n-1] = 2 cos(w) x[n]`` exactly, so the residual is zero but
+    for a resampler's noise (below 1e-4 here), and a cut, an inserted silence or a skipped
+    block leaves a residual of the order of the amplitude. Catches what :func:`find_gaps`
+    cannot: breaks shorter than its windows (a server inserting 5-10 ms of silence, or
+    dropping a block, is a click, not a 20 dB drop of 5 ms). Breaks closer than
+    ``merge_ms`` count once (the two ends of a short insertion are one event).
+    """
+    if len(x) < 3:
+        return []
+    w = 2 * np.pi * freq / rate
+    y = x.astype(np.float64)
+    res = np.abs(y[2:] + y[:-2] - 2 * np.cos(w) * y[1:-1])
+    bad = np.flatnonzero(res > 0.1 * amp) + 1
+    merge = int(rate * merge_ms / 1000)
+    return [int(b) for k, b in enumerate(bad) if k == 0 or b - bad[k - 1] > merge]
+
+
 class MonitorRecorder:
     """``pacat --record`` of the null sink's monitor into ``path``, with a clock mapping.
 
@@ -54,7 +75,7 @@ class MonitorRecorder:
     barge-in minus the round trip) do not depend on it.
     """
 
-    def __init__(self, env: dict[str, str], path: str, rate: int = 48_000) -> None:
+    def __init__(self, env: dict[str, str], path: str, rate: int = 48_000, latency_ms: float = 10.0) -> None:
         self.rate = rate
         self.path = path
         self.blocks: list[np.ndarray] = []
@@ -65,7 +86,9 @@ class MonitorRecorder:
         self._f = open(path, "wb")
         self.proc: subprocess.Popen[bytes] = subprocess.Popen(
             ["pacat", "--record", "-d", "nullsink.monitor", "--raw", "--format=float32le",
-             "--channels=1", f"--rate={rate}", "--latency-msec=10", "--client-name=duplex-bench-monitor"],
+             # Both channels, the left one kept: servers downmix to mono differently (PipeWire
+             # sums at -3 dB each, 3 dB above PulseAudio's average of equal channels).
+             "--channels=2", f"--rate={rate}", f"--latency-msec={latency_ms:g}", "--client-name=duplex-bench-monitor"],
             stdout=self._f, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, **env}, start_new_session=True)
         self._stop = threading.Event()
@@ -76,7 +99,7 @@ class MonitorRecorder:
         seen = 0
         while not self._stop.is_set():
             try:
-                n = os.path.getsize(self.path) // 4
+                n = os.path.getsize(self.path) // 8
             except OSError:
                 n = seen
             t = time.perf_counter()
@@ -105,7 +128,7 @@ class MonitorRecorder:
                 self.proc.wait(3.0)
         self._f.close()
         data = np.fromfile(self.path, dtype="<f4")
-        self.blocks = [data[: self.frames]]
+        self.blocks = [data[: 2 * (len(data) // 2)].reshape(-1, 2)[: self.frames, 0].copy()]
         with contextlib.suppress(OSError):
             os.unlink(self.path)
 

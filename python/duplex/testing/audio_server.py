@@ -63,6 +63,8 @@ class PulseServer:
     channels: int = 2
     keeper: bool = True
     timeout: float = 15.0
+    #: What an independent recorder of the monitor (``pacat --latency-msec``) should ask for.
+    recorder_latency_ms: float = 10.0
     _procs: List[subprocess.Popen] = field(default_factory=list, repr=False)
 
     def stop(self) -> None:
@@ -189,7 +191,7 @@ def _wait_for(pred, deadline: float, procs: List[subprocess.Popen], what: str, s
         dead = [p.args[0] for p in procs if p.poll() is not None]
         if dead or time.monotonic() > deadline:
             why = f"{dead} exited" if dead else "timed out"
-            raise RuntimeError(f"PulseAudio null sink: {what} ({why}); log:\n{srv.log()[-2000:]}")
+            raise RuntimeError(f"{type(srv).__name__}: {what} ({why}); log:\n{srv.log()[-2000:]}")
         time.sleep(0.05)
 
 
