@@ -32,7 +32,7 @@ from duplex.emulator import LiveEmulator
 from duplex.emulator.echo import barge_ins
 from duplex.emulator.scenarios import Scenario
 from duplex.live import LiveConfig, LiveConversation
-from duplex.testing.audio_server import available, pulse_null_sink
+from device_helpers import SERVERS, null_sink_server
 from test_sound_server import overloaded
 
 pytestmark = pytest.mark.sound_server
@@ -46,17 +46,11 @@ SECOND_VOICE_AT_S = 4.5
 MEASURE_S = (2.0, 4.3)
 
 
-@pytest.fixture(scope="module")
-def sound_server():
-    """PulseAudio with a null sink as default sink and its monitor as default source."""
-    if not available():
-        msg = ("PulseAudio is not installed, so the sound-server tests cannot run; "
-               "install it with: scripts/audio-server.sh install")
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    with pulse_null_sink() as srv:
-        yield srv
+@pytest.fixture(scope="module", params=tuple(SERVERS))
+def sound_server(request):
+    """A null sink as default sink and its monitor as default source: PulseAudio, then
+    PipeWire with pipewire-pulse (what a desktop without headphones runs today)."""
+    yield from null_sink_server(request.param)
 
 
 @pytest.fixture(scope="module")
