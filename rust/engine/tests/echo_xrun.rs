@@ -125,17 +125,23 @@ fn energy(x: &[f32]) -> f64 {
     x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len().max(1) as f64
 }
 
-/// Echo removed (dB) from 0.5 s after each glitch to the next one, past the first 2 s.
+/// Below this echo energy (-60 dBFS) a window holds nothing to remove: the far end was
+/// silent there (after a flush its next words may come later, depending on thread timing).
+const ECHO_FLOOR: f64 = 1e-6;
+
+/// Echo removed (dB) from 0.5 s after each glitch to the next one, past the first 2 s, in the
+/// windows that hold echo.
 fn after_each_glitch(run: &Run) -> Vec<(usize, f64)> {
     let mut ends: Vec<usize> = run.glitches.iter().skip(1).copied().collect();
     ends.push(run.out.len() - 1_600);
     run.glitches
         .iter()
         .zip(ends)
-        .map(|(&g, end)| {
+        .filter_map(|(&g, end)| {
             let from = g + 8_000;
-            let r = 10.0 * (energy(&run.echo[from..end]) / energy(&run.out[from..end]).max(1e-20)).log10();
-            (g, r)
+            let echo = energy(&run.echo[from..end]);
+            let r = 10.0 * (echo / energy(&run.out[from..end]).max(1e-20)).log10();
+            (echo > ECHO_FLOOR).then_some((g, r))
         })
         .collect()
 }
