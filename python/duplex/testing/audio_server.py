@@ -36,13 +36,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, TypeVar
 
-__all__ = ["available", "pulse_null_sink", "start_null_sink", "stop_server", "PulseServer", "SINK", "SOURCE"]
+__all__ = ["available", "pulse_null_sink", "start_null_sink", "stop_server", "serving", "PulseServer", "SINK", "SOURCE"]
 
 SINK = "nullsink"
 SOURCE = "nullsink.monitor"
 _CLIENT_TIMEOUT = 5.0  # seconds, per pactl call
+_Server = TypeVar("_Server", bound="PulseServer")
 
 
 def available() -> bool:
@@ -284,7 +285,14 @@ def pulse_null_sink(
     See :func:`start_null_sink`. While inside, os.environ carries ``srv.env`` (unless
     ``set_environ=False``); the previous values are restored on exit.
     """
-    srv = start_null_sink(rate, channels, keeper, timeout)
+    with serving(start_null_sink(rate, channels, keeper, timeout), set_environ) as srv:
+        yield srv
+
+
+@contextlib.contextmanager
+def serving(srv: _Server, set_environ: bool = True) -> Iterator[_Server]:
+    """Yields a started server (of either kind) with its client environment in os.environ
+    (unless ``set_environ=False``); on exit restores the environment and stops the server."""
     saved = {k: os.environ.get(k) for k in srv.env}
     try:
         if set_environ:

@@ -29,7 +29,7 @@ import tempfile
 import time
 from typing import Iterator
 
-from .audio_server import SINK, PulseServer, _wait_for
+from .audio_server import SINK, PulseServer, _wait_for, serving
 
 __all__ = ["pipewire_available", "pipewire_null_sink", "start_pipewire_null_sink", "PipeWireServer"]
 
@@ -158,17 +158,5 @@ def pipewire_null_sink(rate: int = 48000, timeout: float = 15.0,
     While inside, os.environ carries ``srv.env`` (unless ``set_environ=False``); the
     previous values are restored on exit.
     """
-    srv = start_pipewire_null_sink(rate, timeout=timeout)
-    saved = {k: os.environ.get(k) for k in srv.env}
-    try:
-        if set_environ:
-            os.environ.update(srv.env)
+    with serving(start_pipewire_null_sink(rate, timeout=timeout), set_environ) as srv:
         yield srv
-    finally:
-        if set_environ:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        srv.stop()
