@@ -38,6 +38,10 @@ struct Seen {
     relative_bytes: u64,
     absolute: Vec<(i64, usize)>,
     timing_queries: u32,
+    /// Every read index replied.
+    reads: Vec<i64>,
+    /// The read index replied once the simulated graph pull moved it (PipeWire mode).
+    pulled_read: Option<i64>,
 }
 
 fn send_command(sock: &mut UnixStream, seq: u32, cmd: &Command) {
@@ -46,12 +50,21 @@ fn send_command(sock: &mut UnixStream, seq: u32, cmd: &Command) {
     sock.write_all(&buf[..n]).unwrap();
 }
 
+/// Bytes one simulated PipeWire graph pull takes: 1024 frames.
+const PULL: i64 = 1024 * FB as i64;
+
+/// `sink_usec` 0 plays PipeWire's pulse server: no sink fill reported, and the read index
+/// jumps a whole pull, here on the sixth timing query after the interrupt (later than the
+/// three tries a server that reports its fill gets).
 fn fake_server(
     mut sock: UnixStream,
     rounds: u32,
     interrupt_at: u32,
     go: Arc<AtomicBool>,
+    sink_usec: u64,
 ) -> (Seen, UnixStream) {
+    let mut pulled: i64 = 0;
+    let mut queries_after_go = 0u32;
     sock.set_read_timeout(Some(Duration::from_millis(30)))
         .unwrap();
     let mut seen = Seen::default();
@@ -92,14 +105,26 @@ fn fake_server(
                         .unwrap();
                 if let Command::GetPlaybackLatency(_) = cmd {
                     seen.timing_queries += 1;
+                    if go.load(Relaxed) && sink_usec == 0 {
+                        queries_after_go += 1;
+                        if queries_after_go == 6 {
+                            pulled += PULL;
+                        }
+                    }
+                    let read_offset =
+                        (write_index - i64::from(TLENGTH) * FB as i64 / 2).max(0) + pulled;
+                    seen.reads.push(read_offset);
+                    if pulled > 0 && seen.pulled_read.is_none() {
+                        seen.pulled_read = Some(read_offset);
+                    }
                     let reply = protocol::PlaybackLatency {
-                        sink_usec: 5_000,
+                        sink_usec,
                         source_usec: 0,
                         playing: true,
                         local_time: SystemTime::now(),
                         remote_time: SystemTime::now(),
                         write_offset: write_index,
-                        read_offset: (write_index - i64::from(TLENGTH) * FB as i64 / 2).max(0),
+                        read_offset,
                         underrun_for: 0,
                         playing_for: 1,
                     };
@@ -123,6 +148,27 @@ fn fake_server(
 
 #[test]
 fn the_pulse_device_thread_never_allocates() {
+    let seen = run_device(5_000);
+    // The rewrite lands at a reply's read index + sink fill (5 ms) + margin (2 ms).
+    let (offset, _) = seen.absolute[0];
+    assert!(
+        seen.reads.contains(&(offset - (240 + 96) * FB as i64)),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn on_a_server_without_sink_fill_the_rewrite_waits_for_the_pull_and_never_allocates() {
+    let seen = run_device(0);
+    // Not at the read index of the first replies (the graph could take that block at any
+    // moment) but just after the pull moved it: moved read index + margin (2 ms).
+    let pulled = seen.pulled_read.expect("the read index moved");
+    assert_eq!(seen.absolute[0].0, pulled + 96 * FB as i64, "{seen:?}");
+}
+
+/// Runs the device thread against the fake server inside `assert_no_alloc`; checks what
+/// every case shares and returns what the server saw.
+fn run_device(sink_usec: u64) -> Seen {
     reset_violation_count();
     let stats = Arc::new(SharedStats::default());
     let (mut producer, renderer) =
@@ -167,7 +213,7 @@ fn the_pulse_device_thread_never_allocates() {
     let mut device = Device::new(conn, Some(play), Some(rec), ctx, Arc::clone(&stop));
     let go = Arc::new(AtomicBool::new(false));
     let go_s = Arc::clone(&go);
-    let fake = std::thread::spawn(move || fake_server(server, 40, 20, go_s));
+    let fake = std::thread::spawn(move || fake_server(server, 40, 20, go_s, sink_usec));
     let runner = std::thread::spawn(move || {
         assert_no_alloc(|| device.run());
         violation_count()
@@ -183,7 +229,7 @@ fn the_pulse_device_thread_never_allocates() {
     drop(sock);
     assert_eq!(violations, 0, "the device thread allocated");
     assert!(seen.timing_queries >= 5, "{seen:?}");
-    // The rewrite: one absolute memblock at read index + sink fill (5 ms) + margin (2 ms).
+    // The rewrite: one absolute memblock (where it lands is the caller's check).
     assert_eq!(seen.absolute.len(), 1, "{seen:?}");
     let (offset, len) = seen.absolute[0];
     assert_eq!(offset % FB as i64, 0);
@@ -191,4 +237,5 @@ fn the_pulse_device_thread_never_allocates() {
     assert!(stats.device_rewrites.load(Relaxed) == 1);
     // Capture reached the input callback.
     assert!(stats.frames_captured.load(Relaxed) >= 960 * 30);
+    seen
 }
