@@ -10,29 +10,22 @@ import numpy as np
 import pytest
 
 import duplex
-from duplex.testing.audio_server import available, pulse_null_sink
-from duplex.testing.pipewire_server import pipewire_available, pipewire_null_sink
+from duplex.testing.servers import SERVERS
 
 PLAY_HZ = duplex.PLAY_RATE_HZ
 
 
-SERVERS = {
-    "pulseaudio": (available, pulse_null_sink, "PulseAudio is not installed; install it with: "
-                   "scripts/audio-server.sh install"),
-    "pipewire": (pipewire_available, pipewire_null_sink, "PipeWire is not installed; install it with: "
-                 "scripts/audio-server.sh install"),
-}
 
 
 def null_sink_server(kind: str):
     """Yields a fresh null-sink server of ``kind`` (a key of :data:`SERVERS`); skips where it is
     not installed (fails under CI, where it must be there)."""
-    installed, start, msg = SERVERS[kind]
-    if not installed():
+    server = SERVERS[kind]
+    if not server.installed():
         if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    with start() as srv:
+            pytest.fail(server.missing)
+        pytest.skip(server.missing)
+    with server.start() as srv:
         yield srv
 
 

@@ -41,8 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..testing.audio_server import available, pulse_null_sink
-from ..testing.pipewire_server import pipewire_available, pipewire_null_sink
+from ..testing.servers import SERVERS
 from .devicegaps_report import markdown, plot
 from .devicegaps_subjects import CLICK_AMP, CLICK_MS, SUBJECTS, TONE_AMP, TONE_HZ
 from .monitor import MonitorRecorder, envelope_db, find_discontinuities, find_gaps
@@ -50,14 +49,6 @@ from .monitor import MonitorRecorder, envelope_db, find_discontinuities, find_ga
 __all__ = ["run", "main", "analyse_gaps", "analyse_bargein", "analyse_capture", "LOADS", "GAP_SUBJECTS"]
 
 LOADS = ("idle", "busy", "gil", "gil+busy")
-#: The sound servers a run can use, each giving PulseAudio clients a null sink ``nullsink``:
-#: description, installed?, context manager, what is missing.
-SERVERS = {
-    "pulseaudio": ("PulseAudio null sink 48 kHz stereo", available, pulse_null_sink,
-                   "pulseaudio/pactl/pacat not installed (scripts/audio-server.sh install)"),
-    "pipewire": ("PipeWire null sink 48 kHz stereo, served by pipewire-pulse", pipewire_available,
-                 pipewire_null_sink, "pipewire/wireplumber/pipewire-pulse not installed"),
-}
 GAP_SUBJECTS = ("duplex-20", "duplex-80", "duplex-150", "pulse-80", "pulse-150", "sd-callback", "sd-callback-150",
                 "cookbook")
 BARGEIN_SUBJECTS = GAP_SUBJECTS
@@ -254,9 +245,9 @@ def run(quick: bool = False, seconds: float | None = None, repeat: int = 1,
         server: str = "pulseaudio") -> dict[str, Any]:
     """Runs the gap, barge-in and capture cells on a fresh null sink of ``server`` (a key of
     :data:`SERVERS`); returns rows and meta."""
-    description, installed, null_sink, missing = SERVERS[server]
-    if not installed():
-        return {"rows": [], "skipped": missing}
+    kind = SERVERS[server]
+    if not kind.installed():
+        return {"rows": [], "skipped": kind.missing}
     seconds = seconds or (2.0 if quick else 15.0)
     loads = loads or LOADS
     gap_subjects = tuple(s for s in (subjects or GAP_SUBJECTS) if s in GAP_SUBJECTS)
@@ -273,8 +264,8 @@ def run(quick: bool = False, seconds: float | None = None, repeat: int = 1,
         plan += [("capture", s, "idle") for s in cap_subjects if "capture" in tasks]
     rows: list[dict[str, Any]] = []
     began = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="duplex-devicegaps-") as tmp, null_sink() as srv:
-        meta: dict[str, Any] = {"server": description, "startup_s": round(srv.startup_s, 2),
+    with tempfile.TemporaryDirectory(prefix="duplex-devicegaps-") as tmp, kind.start() as srv:
+        meta: dict[str, Any] = {"server": kind.description, "startup_s": round(srv.startup_s, 2),
                                 "sink_latency_us": srv.sink_latency_us(), "seconds": seconds, "repeat": repeat,
                                 "interrupts": interrupts, "clicks": clicks, "quick": quick,
                                 "loadavg_start": os.getloadavg(), "cpus": os.cpu_count(),
