@@ -19,6 +19,7 @@ import pytest
 
 from duplex.bench import devicegaps
 from duplex.bench.devicegaps_report import markdown
+from duplex.testing.servers import SERVERS
 
 SUBJECTS = ("duplex-80", "cookbook")
 LOADS = ("idle", "gil+busy")
@@ -30,10 +31,11 @@ def _number(v: object) -> bool:
 
 def test_devicegaps_quick(benchmark):
     """Quick run: every cell yields numbers; the report renders."""
-    if not devicegaps.available():
+    pulse = SERVERS["pulseaudio"]
+    if not pulse.installed():
         if os.environ.get("CI"):
-            pytest.fail("pulseaudio not installed on CI (scripts/audio-server.sh install)")
-        pytest.skip("pulseaudio not installed (scripts/audio-server.sh install)")
+            pytest.fail(f"on CI: {pulse.missing}")
+        pytest.skip(pulse.missing)
     res = benchmark.pedantic(devicegaps.run, kwargs={"quick": True, "subjects": SUBJECTS, "loads": LOADS,
                                                      "progress": False}, rounds=1, iterations=1)
     rows = res["rows"]
