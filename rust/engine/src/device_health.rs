@@ -9,6 +9,8 @@
 //!   gaps themselves and often report nothing to the client (the ALSA pulse plugin does not
 //!   return `EPIPE` for a server-side underrun), so the clock is judged from outside: wall
 //!   time between callbacks against the audio the device had queued (cpal's timestamps).
+//!   A server that loses audio with the client's queue full (PipeWire skipping a late
+//!   pipewire-pulse) is found by [`crate::position_clock::PositionClock`] instead.
 //! * [`Watch`]: the supervisor's judgement (pure, testable with synthetic times): a stream
 //!   is dead when it says so, when it reports errors and delivers no audio (an error storm),
 //!   or when its callbacks stop for too long (a stalled frame clock).

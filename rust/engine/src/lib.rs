@@ -32,6 +32,7 @@ pub mod fields;
 pub mod jitter;
 pub mod playback;
 pub mod polyphase;
+pub mod position_clock;
 #[cfg(target_os = "linux")]
 pub mod pulse;
 pub mod resample;

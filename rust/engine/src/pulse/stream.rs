@@ -24,6 +24,7 @@ use crate::callback::MAX_BLOCK_FRAMES;
 use crate::cpal_stream::CallbackSlots;
 use crate::device_health::{DeviceHealth, DirectionHealth, FrameClock, RtStatus};
 use crate::playback::PlaybackShared;
+use crate::position_clock::PositionClock;
 use crate::rt_priority;
 use crate::stats::SharedStats;
 
@@ -164,6 +165,12 @@ struct Out {
     scratch: Box<[f32]>,
     bytes: Box<[u8]>,
     clock: FrameClock,
+    /// Cycles the server missed with our queue full (see [`PositionClock`]).
+    position: PositionClock,
+    /// The server's read index at the last timing reply, and how far it moved when it last
+    /// moved (its pull, a graph quantum on PipeWire), in bytes.
+    last_read_bytes: Option<i64>,
+    last_pull_bytes: i64,
     timing: Option<Timing>,
     timing_outstanding: Option<u32>,
     flush: Flush,
@@ -192,6 +199,9 @@ impl Out {
             scratch: vec![0.0; MAX_BLOCK_FRAMES * channels].into_boxed_slice(),
             bytes: vec![0; TX_BYTES].into_boxed_slice(),
             clock: FrameClock::new(setup.rate, setup.tlength_frames),
+            position: PositionClock::new(setup.rate, setup.tlength_frames),
+            last_read_bytes: None,
+            last_pull_bytes: 0,
             timing: None,
             timing_outstanding: None,
             flush: Flush::Idle,
@@ -203,12 +213,48 @@ impl Out {
     fn ms_frames(&self, ms: f64) -> u64 {
         (ms * f64::from(self.setup.rate) / 1000.0).round() as u64
     }
+
+    /// Feeds the position the listener has heard up to, from a timing reply, to the
+    /// [`PositionClock`]. Where the server reports its sink's fill (PulseAudio) that is the
+    /// read index minus the fill. Where it does not (pipewire-pulse) the read index jumps a
+    /// pull at a time and the reply comes just after a pull: the start of the block pulled
+    /// is what has been heard, whatever the pull's size (the graph's quantum changes when
+    /// clients come and go). **Real time.**
+    fn observe_position(
+        &mut self,
+        t: &protocol::PlaybackLatency,
+        now: u64,
+        health: &DirectionHealth,
+    ) {
+        if !t.playing {
+            self.position.reset();
+            self.last_read_bytes = None;
+            return;
+        }
+        if let Some(last) = self.last_read_bytes.replace(t.read_offset) {
+            if t.read_offset > last {
+                self.last_pull_bytes = t.read_offset - last;
+            }
+        }
+        let read = t.read_offset as f64 / f64::from(self.frame_bytes);
+        let heard = if t.sink_usec > 0 {
+            read - t.sink_usec as f64 * f64::from(self.setup.rate) / 1e6
+        } else if self.last_pull_bytes > 0 {
+            read - self.last_pull_bytes as f64 / f64::from(self.frame_bytes)
+        } else {
+            return; // no pull seen yet: the heard position is not known
+        };
+        self.position.observe(now, heard, health);
+    }
 }
 
 struct In {
     setup: RecordSetup,
     scratch: Box<[f32]>,
     clock: FrameClock,
+    /// Cycles the server missed (see [`PositionClock`]), and the frames delivered so far.
+    position: PositionClock,
+    delivered_frames: u64,
 }
 
 impl In {
@@ -218,6 +264,9 @@ impl In {
             setup,
             scratch: vec![0.0; MAX_BLOCK_FRAMES * ch].into_boxed_slice(),
             clock: FrameClock::new(setup.rate, setup.maxlength_frames),
+            // Records arrive a graph quantum at a time: the shortest window holds several.
+            position: PositionClock::new(setup.rate, 0),
+            delivered_frames: 0,
         }
     }
 }
@@ -491,6 +540,7 @@ impl Device {
             o.timing_outstanding = None;
         }
         o.timing = Some(timing);
+        o.observe_position(&t, now, &self.ctx.health.output);
         // Model audio the server holds beyond its read index has not been heard yet.
         let fb = i64::from(o.frame_bytes);
         let ours = rewrite::server_offset(0, o.history.end(), timing.write_bytes, o.frame_bytes);
@@ -552,6 +602,9 @@ impl Device {
         let Some(o) = self.out.as_mut() else {
             return Ok(());
         };
+        // PulseAudio rewinds its read index to the rewrite: a jump that loses nothing.
+        o.position.reset();
+        o.last_read_bytes = None;
         let plan = rewrite::plan(
             t.read_bytes,
             t.write_bytes,
@@ -663,6 +716,8 @@ fn capture(inp: &mut In, data: &[u8], ctx: &Context, now: u64) {
     dir.callbacks.fetch_add(1, Relaxed);
     let frames = data.len() / (4 * ch);
     inp.clock.input(now, None, frames, dir);
+    inp.delivered_frames += frames as u64;
+    inp.position.observe(now, inp.delivered_frames as f64, dir);
     for piece in data.chunks(inp.scratch.len() * 4) {
         let n = piece.len() / 4 / ch * ch;
         for (s, b) in inp.scratch[..n].iter_mut().zip(piece.chunks_exact(4)) {
