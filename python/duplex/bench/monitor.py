@@ -3,7 +3,9 @@ sink's monitor, and the envelope and gap measures taken on what it heard.
 
 :class:`MonitorRecorder` runs ``pacat --record`` of ``nullsink.monitor`` (a separate process,
 so no GIL) into a file, and a thread polls the file's size to map samples to time. Used by
-:mod:`duplex.bench.devicegaps` and :mod:`duplex.bench.host_flush`.
+:mod:`duplex.bench.devicegaps` and :mod:`duplex.bench.host_flush`. :class:`PwMonitorRecorder`
+records the same monitor with ``pw-record`` on PipeWire's own protocol, an ear that does not
+go through pipewire-pulse (:mod:`duplex.bench.server_stall` stops that process).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 
 import numpy as np
 
-__all__ = ["MonitorRecorder", "envelope_db", "find_gaps", "find_discontinuities"]
+__all__ = ["MonitorRecorder", "PwMonitorRecorder", "envelope_db", "find_gaps", "find_discontinuities"]
 
 WIN_MS = 1.0  # envelope window: one period of the 1 kHz test tone
 GAP_DB = 20.0  # a gap: envelope this far below the tone's level ...
@@ -143,3 +145,46 @@ class MonitorRecorder:
     def time(self, i: int) -> float:
         """The ``perf_counter`` time of sample ``i``."""
         return self.t0 + i / self.rate
+
+
+class PwMonitorRecorder:
+    """``pw-record`` of the PipeWire null sink's monitor into a WAV file (no clock mapping).
+
+    It talks to the PipeWire daemon directly, so a stalled pipewire-pulse, which a ``pacat``
+    recorder goes through, does not stall it: what it records is what the sink played.
+    """
+
+    def __init__(self, env: dict[str, str], path: str, rate: int = 48_000, latency_ms: float = 40.0) -> None:
+        self.rate = rate
+        self.path = path
+        self._x = np.zeros(0, np.float32)
+        self.proc: subprocess.Popen[bytes] = subprocess.Popen(
+            ["pw-record", "--target", "nullsink", "-P", "stream.capture.sink=true", "--latency", f"{latency_ms:g}ms",
+             "--rate", str(rate), "--channels", "2", "--format", "f32", path],
+            env={**os.environ, **env}, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+
+    def close(self) -> None:
+        """Stops the recording (SIGINT: pw-record then writes the WAV sizes) and loads it."""
+        import signal
+
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        with open(self.path, "rb") as f:
+            raw = f.read()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        data = raw.find(b"data")
+        if data < 0:
+            raise RuntimeError("pw-record wrote no WAV data chunk")
+        x = np.frombuffer(raw[data + 8:], dtype="<f4")
+        # The left channel, as MonitorRecorder keeps.
+        self._x = x[: 2 * (len(x) // 2)].reshape(-1, 2)[:, 0].copy()
+
+    def signal(self) -> np.ndarray:
+        """The recorded monitor signal, mono float32 (after :meth:`close`)."""
+        return self._x

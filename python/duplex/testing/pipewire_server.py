@@ -78,6 +78,14 @@ class PipeWireServer(PulseServer):
         """The three daemons' log, in the order they started."""
         return os.path.join(self.dir, "pipewire.log")
 
+    def daemon_pid(self, name: str) -> int:
+        """The process id of one of the daemons: ``"pipewire"``, ``"wireplumber"`` or
+        ``"pipewire-pulse"`` (for tests that stop one with SIGSTOP)."""
+        for proc in self._procs:
+            if proc.args[0] == name and proc.poll() is None:
+                return proc.pid
+        raise LookupError(f"{name} is not running on this server (one of {', '.join(_DAEMONS)})")
+
     def restart(self) -> None:
         """Starts the daemons again on the same runtime dir, after :meth:`kill`."""
         self.kill()

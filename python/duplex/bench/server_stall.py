@@ -1,0 +1,123 @@
+"""Counters against the ear when the sound server itself stalls.
+
+A busy machine delays a sound server's own processes as much as the engine's (without
+rtkit they run at normal priority). PulseAudio's null sink then catches up; PipeWire's graph
+skips the late pipewire-pulse for a cycle, the sink plays silence with the engine's queue
+full, and pipewire-pulse tells its clients nothing. This benchmark forces that: it stops one
+daemon of a fresh null-sink server with SIGSTOP for ``--stall-ms``, ``--stalls`` times, under a
+full-duplex engine on the native host playing a tone, and compares the silences an
+independent recorder heard with what ``stats()`` counted (device underruns and input
+overruns, with milliseconds).
+
+The recorder must not go through the stopped process: on PipeWire it is ``pw-record`` on
+PipeWire's own protocol (:class:`~duplex.bench.monitor.PwMonitorRecorder`); on PulseAudio
+only ``pacat`` exists, which the stopped daemon holds back too, so there the figures say
+what was counted and what the recording kept, not a listener's truth.
+
+    python -m duplex.bench.server_stall                                  # PipeWire, 150 and 80 ms
+    python -m duplex.bench.server_stall --server pulseaudio --daemon pulseaudio
+    python -m duplex.bench.server_stall --daemon pipewire --stall-ms 30 100 --latency 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from ..testing.servers import SERVERS
+from .devicegaps_subjects import TONE_AMP, TONE_HZ
+from .monitor import MonitorRecorder, PwMonitorRecorder, envelope_db, find_gaps
+
+__all__ = ["run_one", "main", "heard_silences_ms"]
+
+RATE = 48_000
+PLAY_RATE = 24_000
+
+
+def heard_silences_ms(x: np.ndarray, rate: int = RATE) -> list[float]:
+    """Silences inside the tone (20 dB below it, longer than 2 ms), 100 ms in from each end."""
+    loud = np.flatnonzero(np.abs(x) > TONE_AMP / 2)
+    if len(loud) == 0:
+        raise RuntimeError("the recorder heard no tone")
+    inside = x[loud[0] + rate // 10 : loud[-1] - rate // 10]
+    return find_gaps(envelope_db(inside, rate), 20 * np.log10(TONE_AMP / np.sqrt(2)), drop_db=20, min_ms=2)
+
+
+def _pid(srv: Any, daemon: str) -> int:
+    if hasattr(srv, "daemon_pid"):
+        return int(srv.daemon_pid(daemon))
+    if daemon != "pulseaudio":
+        raise ValueError(f"a PulseAudio server has one daemon, 'pulseaudio', not {daemon!r}")
+    return int(srv.pid)
+
+
+def run_one(srv: Any, server: str, daemon: str, stall_ms: float, stalls: int, latency_ms: int,
+            gap_s: float = 1.5) -> dict[str, Any]:
+    """One run on the running server ``srv``: returns what was heard and what was counted."""
+    from duplex import AudioEngine
+
+    fd, path = tempfile.mkstemp(prefix="duplex-stall-", suffix=".wav")
+    os.close(fd)
+    rec: Any = (PwMonitorRecorder(srv.env, path) if server == "pipewire"
+                else MonitorRecorder(srv.env, path, latency_ms=srv.recorder_latency_ms))
+    time.sleep(0.7)
+    pid = _pid(srv, daemon)
+    seconds = 2.0 + stalls * (gap_s + stall_ms / 1000) + 1.5
+    phase = 2 * np.pi * TONE_HZ * np.arange(int(PLAY_RATE * (seconds + 1.0))) / PLAY_RATE
+    with AudioEngine(host="pulse", latency=latency_ms, echo_cancellation=False) as engine:
+        engine.play((TONE_AMP * 32767 * np.sin(phase)).astype(np.int16), timeout=5)
+        time.sleep(2.0)
+        for _ in range(stalls):
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                time.sleep(stall_ms / 1000)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(gap_s)
+        time.sleep(1.5)
+        s = engine.stats()
+    rec.close()
+    heard = heard_silences_ms(rec.signal())
+    return {"server": server, "daemon": daemon, "stall_ms": stall_ms, "stalls": stalls, "latency_ms": latency_ms,
+            "heard": len(heard), "heard_ms": round(sum(heard), 1),
+            "output_underruns": s.output_device_underruns, "output_underrun_ms": round(s.output_device_underrun_ms, 1),
+            "input_overruns": s.input_device_overruns, "input_overrun_ms": round(s.input_device_overrun_ms, 1),
+            "ring_underruns": s.underruns, "output_backend_xruns": s.output_backend_xruns}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m duplex.bench.server_stall``: prints one line per run."""
+    p = argparse.ArgumentParser(prog="python -m duplex.bench.server_stall", description=__doc__.splitlines()[0])
+    p.add_argument("--server", choices=tuple(SERVERS), default="pipewire")
+    p.add_argument("--daemon", default=None,
+                   help="the process to stop: pipewire-pulse (default on PipeWire), pipewire, or pulseaudio")
+    p.add_argument("--stall-ms", type=float, nargs="+", default=[30.0, 100.0])
+    p.add_argument("--stalls", type=int, default=4, help="stalls per run (default 4; 0 for a control run)")
+    p.add_argument("--latency", type=int, nargs="+", default=[150, 80], help="engine buffers, ms")
+    a = p.parse_args(argv)
+    kind = SERVERS[a.server]
+    if not kind.installed():
+        print(f"skipped: {kind.missing}")
+        return 0
+    daemon = a.daemon or ("pipewire-pulse" if a.server == "pipewire" else "pulseaudio")
+    print("| stall | buffer | heard silences (ms) | output underruns (ms) | input overruns (ms) | ring underruns |")
+    print("|---|---|---|---|---|---|")
+    for latency in a.latency:
+        for stall in a.stall_ms:
+            with kind.start() as srv:  # its client environment is in os.environ inside
+                r = run_one(srv, a.server, daemon, stall, a.stalls, latency)
+            print(f"| {a.stalls} x {stall:g} ms of {daemon} | {latency} ms | {r['heard']} ({r['heard_ms']}) | "
+                  f"{r['output_underruns']} ({r['output_underrun_ms']}) | {r['input_overruns']} ({r['input_overrun_ms']}) | "
+                  f"{r['ring_underruns']} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
