@@ -13,13 +13,11 @@ pulseaudio is not installed, unless ``CI`` is set (then it fails).
 from __future__ import annotations
 
 import math
-import os
 
-import pytest
 
 from duplex.bench import devicegaps
 from duplex.bench.devicegaps_report import markdown
-from duplex.testing.servers import SERVERS
+from duplex.testing.servers import require
 
 SUBJECTS = ("duplex-80", "cookbook")
 LOADS = ("idle", "gil+busy")
@@ -31,11 +29,7 @@ def _number(v: object) -> bool:
 
 def test_devicegaps_quick(benchmark):
     """Quick run: every cell yields numbers; the report renders."""
-    pulse = SERVERS["pulseaudio"]
-    if not pulse.installed():
-        if os.environ.get("CI"):
-            pytest.fail(f"on CI: {pulse.missing}")
-        pytest.skip(pulse.missing)
+    require("pulseaudio")
     res = benchmark.pedantic(devicegaps.run, kwargs={"quick": True, "subjects": SUBJECTS, "loads": LOADS,
                                                      "progress": False}, rounds=1, iterations=1)
     rows = res["rows"]

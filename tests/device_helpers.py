@@ -3,14 +3,13 @@ through pipewire-pulse), a test tone and a bounded wait (one copy, not one per m
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 import pytest
 
 import duplex
-from duplex.testing.servers import SERVERS
+from duplex.testing.servers import SERVERS, require
 
 PLAY_HZ = duplex.PLAY_RATE_HZ
 
@@ -20,12 +19,7 @@ PLAY_HZ = duplex.PLAY_RATE_HZ
 def null_sink_server(kind: str):
     """Yields a fresh null-sink server of ``kind`` (a key of :data:`SERVERS`); skips where it is
     not installed (fails under CI, where it must be there)."""
-    server = SERVERS[kind]
-    if not server.installed():
-        if os.environ.get("CI"):
-            pytest.fail(server.missing)
-        pytest.skip(server.missing)
-    with server.start() as srv:
+    with require(kind).start() as srv:
         yield srv
 
 
