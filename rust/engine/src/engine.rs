@@ -33,6 +33,7 @@ mod cpal_backend;
 mod pulse_backend;
 mod start;
 mod status;
+mod supervised;
 mod virtual_backend;
 
 pub use crate::stats::DeviceStatus;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use crate::cpal_device::{self, CpalConfig, ResolvedDevice};
 use crate::cpal_stream::{self, CallbackSlots, CpalStreams};
 use crate::error::{EngineError, Result};
-use crate::supervisor::{Builder, DeviceState, Supervisor};
+use crate::supervisor::Builder;
 
-use super::start::{RunningDevice, Session};
-use super::{DeviceParams, Engine, STOP_WAIT};
+use super::start::Session;
+use super::{DeviceParams, Engine};
 
 /// Looks the devices up once, so an unknown device name or an unsupported rate fails at
 /// `new()`, not at `start()`.
@@ -18,66 +18,35 @@ pub(super) fn check(c: &CpalConfig) -> Result<()> {
     Ok(())
 }
 
-impl RunningDevice for Supervisor {
-    fn stop(&mut self) -> Result<()> {
-        // A stream hung in a dead sound server is left behind rather than waited for.
-        Supervisor::stop(self, STOP_WAIT);
-        Ok(())
-    }
-}
-
 impl Engine {
     /// Opens the configured input and output (either may be disabled, not both) and starts
     /// their streams under a supervisor.
     pub(super) fn start_cpal(&self, c: &CpalConfig) -> Result<Session> {
         let input_dev = cpal_device::resolve(c, true)?;
         let output_dev = cpal_device::resolve(c, false)?;
-        if input_dev.is_none() && output_dev.is_none() {
-            return Err(EngineError::InvalidInput(
-                "both input and output are disabled; enable at least one".into(),
-            ));
-        }
         let format = |d: &ResolvedDevice| (d.rate(), d.channels());
-        let (ends, (out_cb, in_cb)) = self.open_ends(
+        // The period asked of the device (what cpal grants is in the stats).
+        let period = output_dev
+            .as_ref()
+            .or(input_dev.as_ref())
+            .map_or(0, |d| d.period_frames());
+        self.start_supervised(
             output_dev.as_ref().map(format),
             input_dev.as_ref().map(format),
-        )?;
-        let slots = Arc::new(CallbackSlots::new(out_cb, in_cb, c.realtime()));
-        let streams = cpal_stream::start_streams(
-            input_dev.as_ref(),
-            output_dev.as_ref(),
-            &slots,
-            &self.health,
-            &self.stats,
-            1,
-        )?;
-        let params = DeviceParams {
-            input_rate: input_dev.as_ref().map_or(0, |d| d.rate()),
-            output_rate: output_dev.as_ref().map_or(0, |d| d.rate()),
-            input_channels: input_dev.as_ref().map_or(0, |d| d.channels()),
-            output_channels: output_dev.as_ref().map_or(0, |d| d.channels()),
-            period_frames: output_dev
-                .as_ref()
-                .or(input_dev.as_ref())
-                .map_or(0, |d| d.period_frames()),
-        };
-        let device_state = Arc::new(DeviceState::default());
-        let supervisor = Supervisor::start(
-            streams,
-            self.rebuilder(c, params, &slots),
-            slots,
-            Arc::clone(&self.health),
-            Arc::clone(&device_state),
-            Arc::clone(&self.events),
-            (input_dev.is_some(), output_dev.is_some()),
-        )?;
-        Ok(Session::new(
-            ends,
-            Box::new(supervisor),
-            params,
-            None,
-            Some(device_state),
-        ))
+            c.realtime(),
+            |slots| {
+                cpal_stream::start_streams(
+                    input_dev.as_ref(),
+                    output_dev.as_ref(),
+                    slots,
+                    &self.health,
+                    &self.stats,
+                    1,
+                )
+            },
+            |_| period,
+            |params, slots| self.rebuilder(c, params, slots),
+        )
     }
 
     /// How the supervisor reopens the devices: looked up again (a new default device is

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use crate::cpal_device::CpalConfig;
 use crate::cpal_stream::CallbackSlots;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::pulse;
-use crate::supervisor::{Builder, DeviceState, Supervisor};
+use crate::supervisor::Builder;
 
 use super::start::Session;
-use super::{DeviceParams, Engine};
+use super::Engine;
 
 /// Looks the sink and source up once, so an unknown name fails at `new()`.
 pub(super) fn check(c: &CpalConfig) -> Result<()> {
@@ -23,45 +23,19 @@ impl Engine {
     /// connection and starts its device thread under a supervisor.
     pub(super) fn start_pulse(&self, c: &CpalConfig) -> Result<Session> {
         let devices = pulse::resolve(c, self.config.fade_ms)?;
-        if devices.input.is_none() && devices.output.is_none() {
-            return Err(EngineError::InvalidInput(
-                "both input and output are disabled; enable at least one".into(),
-            ));
-        }
         let format = |d: &pulse::Endpoint| (d.rate, d.channels);
-        let (ends, (out_cb, in_cb)) = self.open_ends(
+        self.start_supervised(
             devices.output.as_ref().map(format),
             devices.input.as_ref().map(format),
-        )?;
-        let slots = Arc::new(CallbackSlots::new(out_cb, in_cb, c.realtime()));
-        let streams = pulse::start_streams(&devices, &slots, &self.health, &self.stats, 1)?;
-        let params = DeviceParams {
-            input_rate: devices.input.as_ref().map_or(0, |d| d.rate),
-            output_rate: devices.output.as_ref().map_or(0, |d| d.rate),
-            input_channels: devices.input.as_ref().map_or(0, |d| d.channels),
-            output_channels: devices.output.as_ref().map_or(0, |d| d.channels),
-            period_frames: match streams.granted.output_period_frames {
-                0 => streams.granted.input_period_frames,
+            c.realtime(),
+            |slots| pulse::start_streams(&devices, slots, &self.health, &self.stats, 1),
+            // What the server granted; the output's where there is one.
+            |granted| match granted.output_period_frames {
+                0 => granted.input_period_frames,
                 n => n,
             },
-        };
-        let device_state = Arc::new(DeviceState::default());
-        let supervisor = Supervisor::start(
-            streams,
-            self.pulse_rebuilder(c, &devices, &slots),
-            slots,
-            Arc::clone(&self.health),
-            Arc::clone(&device_state),
-            Arc::clone(&self.events),
-            (devices.input.is_some(), devices.output.is_some()),
-        )?;
-        Ok(Session::new(
-            ends,
-            Box::new(supervisor),
-            params,
-            None,
-            Some(device_state),
-        ))
+            |_, slots| self.pulse_rebuilder(c, &devices, slots),
+        )
     }
 
     /// Reopens by name (a new default sink or source is followed) at the rings' rate and

@@ -5,8 +5,9 @@
 //! session from the shared pieces here: `make_output` and `make_input` (a ring and its
 //! callback at a device's rate and channel count), `attach_echo` (an output and an input
 //! joined through the echo canceller), `open_ends` (all of that for the directions a backend
-//! opens), and `Session::new`. The running device is a `RunningDevice`, so `stop()` does not
-//! know the backends.
+//! opens), and `Session::new`. The real-device backends go through `start_supervised`
+//! (`supervised.rs`), which adds their supervisor. The running device is a `RunningDevice`,
+//! so `stop()` does not know the backends.
 //!
 //! A new backend is: a variant of [`Backend`] (its arms in `config.rs`: validation, and in
 //! `status.rs`: what the status says without a session), its start method in its own file,
