@@ -192,6 +192,24 @@ fn frames_of(d: Duration, rate: u32) -> f64 {
     d.as_secs_f64() * f64::from(rate)
 }
 
+/// The start of every data callback: `None` in a stream of an older generation (one still
+/// shutting down after a rebuild, which must stay quiet); else promotes the thread on its
+/// first call, counts the callback, and returns the time now. **Real time.**
+#[inline]
+fn enter(
+    slots: &CallbackSlots,
+    dir: &DirectionHealth,
+    generation: u64,
+    promoted: &mut bool,
+) -> Option<u64> {
+    if slots.current() != generation {
+        return None;
+    }
+    promote_once(slots, dir, promoted);
+    dir.callbacks.fetch_add(1, Relaxed);
+    Some(slots.now_ns())
+}
+
 fn build_output_typed<T>(
     dev: &ResolvedDevice,
     config: StreamConfig,
@@ -212,15 +230,12 @@ where
     let data = move |data: &mut [T], info: &cpal::OutputCallbackInfo| {
         let slots = &*slots_cb;
         let dir = &health_cb.output;
-        if slots.current() != generation {
+        let Some(now_ns) = enter(slots, dir, generation, &mut promoted) else {
             data.fill(T::EQUILIBRIUM);
             return;
-        }
-        promote_once(slots, dir, &mut promoted);
-        dir.callbacks.fetch_add(1, Relaxed);
+        };
         let ts = info.timestamp();
         let delay = ts.playback.checked_duration_since(ts.callback);
-        let now_ns = slots.now_ns();
         clock.output(
             now_ns,
             delay.map(|d| frames_of(d, rate)),
@@ -263,14 +278,11 @@ where
     let data = move |data: &[T], info: &cpal::InputCallbackInfo| {
         let slots = &*slots_cb;
         let dir = &health_cb.input;
-        if slots.current() != generation {
+        let Some(now_ns) = enter(slots, dir, generation, &mut promoted) else {
             return;
-        }
-        promote_once(slots, dir, &mut promoted);
-        dir.callbacks.fetch_add(1, Relaxed);
+        };
         let ts = info.timestamp();
         let delay = ts.callback.checked_duration_since(ts.capture);
-        let now_ns = slots.now_ns();
         clock.input(
             now_ns,
             delay.map(|d| frames_of(d, rate)),
