@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 
-
 from duplex.bench import devicegaps
 from duplex.bench.devicegaps_report import markdown
 from duplex.testing.servers import require

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -166,8 +167,6 @@ class PwMonitorRecorder:
 
     def close(self) -> None:
         """Stops the recording (SIGINT: pw-record then writes the WAV sizes) and loads it."""
-        import signal
-
         self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(5)

@@ -39,6 +39,8 @@ __all__ = ["run_one", "main", "heard_silences_ms"]
 
 RATE = 48_000
 PLAY_RATE = 24_000
+#: The processes each server runs, the one stopped by default first.
+DAEMONS = {"pipewire": ("pipewire-pulse", "pipewire", "wireplumber"), "pulseaudio": ("pulseaudio",)}
 
 
 def heard_silences_ms(x: np.ndarray, rate: int = RATE) -> list[float]:
@@ -50,12 +52,10 @@ def heard_silences_ms(x: np.ndarray, rate: int = RATE) -> list[float]:
     return find_gaps(envelope_db(inside, rate), 20 * np.log10(TONE_AMP / np.sqrt(2)), drop_db=20, min_ms=2)
 
 
-def _pid(srv: Any, daemon: str) -> int:
-    if hasattr(srv, "daemon_pid"):
-        return int(srv.daemon_pid(daemon))
-    if daemon != "pulseaudio":
-        raise ValueError(f"a PulseAudio server has one daemon, 'pulseaudio', not {daemon!r}")
-    return int(srv.pid)
+def _pid(srv: Any, server: str, daemon: str) -> int:
+    if daemon not in DAEMONS[server]:
+        raise ValueError(f"a {server} server runs {', '.join(DAEMONS[server])}, not {daemon!r}")
+    return int(srv.daemon_pid(daemon)) if server == "pipewire" else int(srv.pid)
 
 
 def run_one(srv: Any, server: str, daemon: str, stall_ms: float, stalls: int, latency_ms: int,
@@ -68,7 +68,7 @@ def run_one(srv: Any, server: str, daemon: str, stall_ms: float, stalls: int, la
     rec: Any = (PwMonitorRecorder(srv.env, path) if server == "pipewire"
                 else MonitorRecorder(srv.env, path, latency_ms=srv.recorder_latency_ms))
     time.sleep(0.7)
-    pid = _pid(srv, daemon)
+    pid = _pid(srv, server, daemon)
     seconds = 2.0 + stalls * (gap_s + stall_ms / 1000) + 1.5
     phase = 2 * np.pi * TONE_HZ * np.arange(int(PLAY_RATE * (seconds + 1.0))) / PLAY_RATE
     with AudioEngine(host="pulse", latency=latency_ms, echo_cancellation=False) as engine:
@@ -96,17 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m duplex.bench.server_stall``: prints one line per run."""
     p = argparse.ArgumentParser(prog="python -m duplex.bench.server_stall", description=__doc__.splitlines()[0])
     p.add_argument("--server", choices=tuple(SERVERS), default="pipewire")
-    p.add_argument("--daemon", default=None,
-                   help="the process to stop: pipewire-pulse (default on PipeWire), pipewire, or pulseaudio")
+    p.add_argument("--daemon", default=None, choices=sorted({d for ds in DAEMONS.values() for d in ds}),
+                   help="the process to stop (default: pipewire-pulse on PipeWire, pulseaudio on PulseAudio)")
     p.add_argument("--stall-ms", type=float, nargs="+", default=[30.0, 100.0])
     p.add_argument("--stalls", type=int, default=4, help="stalls per run (default 4; 0 for a control run)")
     p.add_argument("--latency", type=int, nargs="+", default=[150, 80], help="engine buffers, ms")
     a = p.parse_args(argv)
+    daemon = a.daemon or DAEMONS[a.server][0]
+    if daemon not in DAEMONS[a.server]:
+        p.error(f"--daemon {daemon}: a {a.server} server runs {', '.join(DAEMONS[a.server])}")
+    if a.stalls < 0 or any(ms < 0 for ms in a.stall_ms) or any(ms <= 0 for ms in a.latency):
+        p.error("--stalls and --stall-ms must be 0 or more, --latency more than 0")
     kind = SERVERS[a.server]
     if not kind.installed():
         print(f"skipped: {kind.missing}")
         return 0
-    daemon = a.daemon or ("pipewire-pulse" if a.server == "pipewire" else "pulseaudio")
     print("| stall | buffer | heard silences (ms) | output underruns (ms) | input overruns (ms) | ring underruns |")
     print("|---|---|---|---|---|---|")
     for latency in a.latency:
