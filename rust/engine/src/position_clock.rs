@@ -46,9 +46,13 @@ pub struct PositionClock {
     previous_floor: Option<f64>,
     /// The lag of audio heard without loss, in seconds.
     baseline: Option<f64>,
-    /// `gap_frames` of the direction at the last three window ends, newest last: what
-    /// other detectors counted while a step now confirmed was happening.
+    /// What other detectors had counted in `gap_frames` (all of it less this clock's own
+    /// additions) at the last three window ends, newest last: what they counted while a
+    /// step now confirmed was happening.
     counted_at: [u64; 3],
+    /// Frames this clock added to `gap_frames`, so that its own count of one loss is not
+    /// taken for another detector's count of the next.
+    added_frames: u64,
 }
 
 impl PositionClock {
@@ -64,6 +68,7 @@ impl PositionClock {
             previous_floor: None,
             baseline: None,
             counted_at: [0; 3],
+            added_frames: 0,
         }
     }
 
@@ -90,7 +95,7 @@ impl PositionClock {
 
     fn close_window(&mut self, health: &DirectionHealth) {
         let floor = std::mem::replace(&mut self.window_floor, f64::INFINITY);
-        let counted = health.gap_frames.load(Relaxed);
+        let counted = health.gap_frames.load(Relaxed).saturating_sub(self.added_frames);
         let counted_before = self.counted_at[0];
         self.counted_at = [self.counted_at[1], self.counted_at[2], counted];
         let Some(previous) = self.previous_floor.replace(floor) else {
@@ -113,9 +118,9 @@ impl PositionClock {
                 if elsewhere == 0.0 {
                     health.gaps.fetch_add(1, Relaxed);
                 }
-                health
-                    .gap_frames
-                    .fetch_add((lost - elsewhere) as u64, Relaxed);
+                let added = (lost - elsewhere) as u64;
+                health.gap_frames.fetch_add(added, Relaxed);
+                self.added_frames += added;
             }
             self.baseline = Some(low);
         } else if high < baseline - THRESHOLD_S {
@@ -171,6 +176,18 @@ mod tests {
         assert_eq!(h.gaps.load(Relaxed), 3);
         let lost = h.gap_frames.load(Relaxed);
         assert!((lost as i64 - 6 * QUANTUM as i64).abs() < 200, "{lost}");
+    }
+
+    #[test]
+    fn a_second_loss_in_the_next_window_is_counted_too() {
+        // A server catching up after a stall of three cycles misses one more: 7 cycles
+        // (0.3 s, one window) later, and 3 later, in the same window or the next.
+        for second in [3, 7] {
+            let h = run(2000, &[(300, 3), (300 + second, 1)], 0.0);
+            let lost = h.gap_frames.load(Relaxed);
+            assert!((lost as i64 - 4 * QUANTUM as i64).abs() < 200, "{second}: {lost}");
+            assert!((1..=2).contains(&h.gaps.load(Relaxed)), "{second}");
+        }
     }
 
     /// What a cycle of [`drive`] does besides the reply: the frame clock counting a gap
