@@ -71,7 +71,10 @@ class Stats:
     ``latency_requested_ms``), and every gap a listener hears that the ring never saw:
     ``output_device_underruns`` (the server played silence, from the device's frame clock)
     and ``input_device_overruns``, each with the milliseconds lost, next to the xruns the
-    backend itself reported. ``underruns`` counts the engine's own ring running dry;
+    backend itself reported. On host ``"pulse"`` they also count the server cycles a
+    server skipped with the queue full (PipeWire does, silently), found from the stream's
+    position against the wall clock in windows of 0.2 s or two buffers: two such losses in
+    one window count once, with their summed milliseconds. ``underruns`` counts the engine's own ring running dry;
     ``jitter_buffer_ms`` is the adaptive prebuffer now. ``*_thread`` says whether the device
     threads run at real-time priority. ``host`` is the audio system (``"alsa"``, ``"pulse"``,
     ``"virtual"``) with the device ids, ``output_buffer_ms`` the buffer it granted

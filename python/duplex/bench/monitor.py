@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-__all__ = ["MonitorRecorder", "PwMonitorRecorder", "envelope_db", "find_gaps", "find_discontinuities"]
+__all__ = ["MonitorRecorder", "PwMonitorRecorder", "envelope_db", "find_gaps", "find_gap_runs", "find_discontinuities"]
 
 WIN_MS = 1.0  # envelope window: one period of the 1 kHz test tone
 GAP_DB = 20.0  # a gap: envelope this far below the tone's level ...
@@ -37,13 +37,19 @@ def envelope_db(x: np.ndarray, rate: int, win_ms: float = WIN_MS) -> np.ndarray:
     return 20 * np.log10(rms + 1e-12)
 
 
+def find_gap_runs(env: np.ndarray, level_db: float, win_ms: float = WIN_MS,
+                  drop_db: float = GAP_DB, min_ms: float = GAP_MIN_MS) -> list[tuple[float, float]]:
+    """``(start, length)`` in ms of runs of windows below ``level_db - drop_db`` longer than ``min_ms``."""
+    low = np.concatenate([[False], env < level_db - drop_db, [False]])
+    edges = np.flatnonzero(np.diff(low.astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]
+    return [(float(a * win_ms), float((b - a) * win_ms)) for a, b in zip(starts, ends) if (b - a) * win_ms > min_ms]
+
+
 def find_gaps(env: np.ndarray, level_db: float, win_ms: float = WIN_MS,
               drop_db: float = GAP_DB, min_ms: float = GAP_MIN_MS) -> list[float]:
     """Lengths (ms) of runs of windows below ``level_db - drop_db`` longer than ``min_ms``."""
-    low = np.concatenate([[False], env < level_db - drop_db, [False]])
-    edges = np.flatnonzero(np.diff(low.astype(np.int8)))
-    runs = (edges[1::2] - edges[0::2]) * win_ms
-    return [float(r) for r in runs if r > min_ms]
+    return [length for _, length in find_gap_runs(env, level_db, win_ms, drop_db, min_ms)]
 
 
 def find_discontinuities(x: np.ndarray, rate: int, freq: float, amp: float,
