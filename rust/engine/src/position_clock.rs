@@ -95,7 +95,10 @@ impl PositionClock {
 
     fn close_window(&mut self, health: &DirectionHealth) {
         let floor = std::mem::replace(&mut self.window_floor, f64::INFINITY);
-        let counted = health.gap_frames.load(Relaxed).saturating_sub(self.added_frames);
+        let counted = health
+            .gap_frames
+            .load(Relaxed)
+            .saturating_sub(self.added_frames);
         let counted_before = self.counted_at[0];
         self.counted_at = [self.counted_at[1], self.counted_at[2], counted];
         let Some(previous) = self.previous_floor.replace(floor) else {
@@ -185,7 +188,10 @@ mod tests {
         for second in [3, 7] {
             let h = run(2000, &[(300, 3), (300 + second, 1)], 0.0);
             let lost = h.gap_frames.load(Relaxed);
-            assert!((lost as i64 - 4 * QUANTUM as i64).abs() < 200, "{second}: {lost}");
+            assert!(
+                (lost as i64 - 4 * QUANTUM as i64).abs() < 200,
+                "{second}: {lost}"
+            );
             assert!((1..=2).contains(&h.gaps.load(Relaxed)), "{second}");
         }
     }
