@@ -41,7 +41,7 @@ __all__ = ["run_one", "main", "heard_silences"]
 RATE = 48_000
 PLAY_RATE = 24_000
 #: The processes each server runs, the one stopped by default first.
-DAEMONS = {"pipewire": ("pipewire-pulse", "pipewire", "wireplumber"), "pulseaudio": ("pulseaudio",)}
+DAEMONS: dict[str, tuple[str, ...]] = {"pipewire": ("pipewire-pulse", "pipewire", "wireplumber"), "pulseaudio": ("pulseaudio",)}
 
 
 def heard_silences(x: np.ndarray, rate: int = RATE) -> list[tuple[float, float]]:

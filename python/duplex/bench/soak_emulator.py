@@ -144,6 +144,10 @@ async def _serve(speed: float, seed: int, min_s: float, max_s: float) -> None:
     print(json.dumps(report), flush=True)
 
 
+def _main(argv: list[str]) -> None:
+    speed, seed, min_s, max_s = argv[:4]
+    asyncio.run(_serve(float(speed), int(seed), float(min_s), float(max_s)))
+
+
 if __name__ == "__main__":
-    speed_arg, seed_arg, min_arg, max_arg = sys.argv[1:5]
-    asyncio.run(_serve(float(speed_arg), int(seed_arg), float(min_arg), float(max_arg)))
+    _main(sys.argv[1:])
