@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stalls", type=int, default=4, help="stalls per run (default 4; 0 for a control run)")
     p.add_argument("--latency", type=int, nargs="+", default=[150, 80], help="engine buffers, ms")
     p.add_argument("--relapse-ms", type=float, default=0.0,
-                   help=f"stop the daemon again for this long {RELAPSE_AFTER_MS} ms after each stall (default 0: no relapse)")
+                   help=f"after each stall, let the daemon run {RELAPSE_AFTER_MS} ms, then stop it again for this many ms "
+                        "(default 0: no relapse)")
     a = p.parse_args(argv)
     daemon = a.daemon or DAEMONS[a.server][0]
     if daemon not in DAEMONS[a.server]:
