@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -137,6 +138,18 @@ def start_pipewire_null_sink(rate: int = 48000, channels: int = 2, timeout: floa
 def _launch_pipewire(srv: PipeWireServer) -> None:
     """Starts the three daemons of ``srv``; returns once the null sink is the default sink."""
     t0 = time.monotonic()
+    socket_path = os.path.join(srv.env["XDG_RUNTIME_DIR"], "pipewire-0")
+
+    def pipewire_listening() -> bool:
+        # A killed daemon leaves its socket file behind: only a connection says the new
+        # one listens.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect(socket_path)
+            except OSError:
+                return False
+            return True
+
     log = open(srv.log_path, "ab")
     try:
         for daemon in _DAEMONS:
@@ -145,6 +158,9 @@ def _launch_pipewire(srv: PipeWireServer) -> None:
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
             if daemon == "pipewire":
                 srv.pid = srv._procs[-1].pid
+                # WirePlumber and pipewire-pulse exit ("Failed to connect to PipeWire") if
+                # they come up before it listens; on CI a restart lost that race.
+                _wait_for(pipewire_listening, t0 + srv.timeout, srv._procs, "pipewire never listened", srv)
     finally:
         log.close()  # the children hold their own descriptors
 
