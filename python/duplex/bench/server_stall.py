@@ -85,28 +85,13 @@ def _stop(pid: int, ms: float) -> None:
         os.kill(pid, signal.SIGCONT)
 
 
-def run_one(srv: Any, server: str, daemon: str, stall_ms: float, stalls: int, latency_ms: int,
-            gap_s: float = 1.5, relapse_ms: float = 0.0) -> dict[str, Any]:
-    """One run on the running server ``srv``: returns what was heard and what was counted,
-    in all and stall by stall.
-
-    With ``relapse_ms``, each stall is followed, ``RELAPSE_AFTER_MS`` after the daemon
-    resumes, by a second stop of that length: a server catching up on a busy machine
-    missing again, within one window of the position clock.
-
-    ``per_stall`` pairs, for each stall, the silences heard near it with what ``stats()``
-    counted from that stall to the next (the counters are read just before each stall and
-    at the end, ``gap_s`` apart, longer than the position clock takes to confirm a loss).
-    ``heard_elsewhere`` are silences near no stall: the server losing audio on its own.
-    """
+def _play_and_stall(pid: int, stall_ms: float, stalls: int, latency_ms: int, gap_s: float,
+                    relapse_ms: float) -> tuple[list[dict[str, float]], list[float], Any]:
+    """Plays a tone on the native host and stops ``pid`` ``stalls`` times: the counters read
+    before each stall and at the end, the stalls' times from play() (ms), the last stats."""
     from duplex import AudioEngine
 
-    fd, path = tempfile.mkstemp(prefix="duplex-stall-", suffix=".wav")
-    os.close(fd)
-    rec: Any = (PwMonitorRecorder(srv.env, path) if server == "pipewire"
-                else MonitorRecorder(srv.env, path, latency_ms=srv.recorder_latency_ms))
-    time.sleep(0.7)
-    pid = _pid(srv, server, daemon)
+    time.sleep(0.7)  # the recorder settles
     seconds = 2.0 + stalls * (gap_s + (stall_ms + relapse_ms + RELAPSE_AFTER_MS) / 1000) + 1.5
     phase = 2 * np.pi * TONE_HZ * np.arange(int(PLAY_RATE * (seconds + 1.0))) / PLAY_RATE
     stalled_at: list[float] = []
@@ -126,7 +111,32 @@ def run_one(srv: Any, server: str, daemon: str, stall_ms: float, stalls: int, la
         time.sleep(1.5)
         s = engine.stats()
         snapshots.append(_counted(s))
-    rec.close()
+    return snapshots, stalled_at, s
+
+
+def run_one(srv: Any, server: str, daemon: str, stall_ms: float, stalls: int, latency_ms: int,
+            gap_s: float = 1.5, relapse_ms: float = 0.0) -> dict[str, Any]:
+    """One run on the running server ``srv``: returns what was heard and what was counted,
+    in all and stall by stall.
+
+    With ``relapse_ms``, each stall is followed, ``RELAPSE_AFTER_MS`` after the daemon
+    resumes, by a second stop of that length: a server catching up on a busy machine
+    missing again, within one window of the position clock.
+
+    ``per_stall`` pairs, for each stall, the silences heard near it with what ``stats()``
+    counted from that stall to the next (the counters are read just before each stall and
+    at the end, ``gap_s`` apart, longer than the position clock takes to confirm a loss).
+    ``heard_elsewhere`` are silences near no stall: the server losing audio on its own.
+    """
+    pid = _pid(srv, server, daemon)
+    fd, path = tempfile.mkstemp(prefix="duplex-stall-", suffix=".wav")
+    os.close(fd)
+    rec: Any = (PwMonitorRecorder(srv.env, path) if server == "pipewire"
+                else MonitorRecorder(srv.env, path, latency_ms=srv.recorder_latency_ms))
+    try:
+        snapshots, stalled_at, s = _play_and_stall(pid, stall_ms, stalls, latency_ms, gap_s, relapse_ms)
+    finally:
+        rec.close()  # bounded (it kills a recorder that does not stop), and removes the file
     heard = heard_silences(rec.signal())
     per_stall = []
     for k, at in enumerate(stalled_at):
